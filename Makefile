@@ -1,0 +1,52 @@
+# The two set-up commands of the README: `make run` and `make test`. Each installs what it needs
+# into .venv (once per change of requirements.lock / pyproject.toml), then does its job.
+PYTHON   ?= python3.11
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+SAMPLES  := /usr/share/doc/opencv-doc/examples/data/vtest.avi
+export PATH := $(abspath $(BIN)):$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export DAGSTER_DISABLE_TELEMETRY := 1
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup run test test-assets repro lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# The main job: render the default data (tracked by data.dvc), curate it, print the summary.
+run: setup
+	$(BIN)/longvie pipeline
+
+# Real videos no one here made, from Debian's opencv-doc (see tests/conftest.py).
+test-assets:
+	@test -f $(SAMPLES) || { \
+	  echo "installing Debian's opencv-doc for its sample videos"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends opencv-doc) >/dev/null; }
+
+# pytest's exit code 5 means "no tests ran": that must fail, not pass.
+test: setup test-assets
+	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The DVC pipeline (needs data/raw: `longvie synth` or `dvc pull` first).
+repro: setup
+	$(BIN)/dvc repro
+
+# Re-resolve the pinned dependency set after editing pyproject.toml.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e ".[test]"
+	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^longvie' > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) data/curated reports

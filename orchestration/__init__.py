@@ -1,0 +1,1 @@
+"""Dagster code location of longvie: assets are thin callers of ``longvie`` (src/)."""

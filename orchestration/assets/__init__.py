@@ -1,0 +1,1 @@
+"""Assets grouped by domain; each module is one stage of the graph."""

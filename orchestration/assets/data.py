@@ -1,0 +1,95 @@
+"""The data group: the DVC-tracked raw folder and the curated clips built from it."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.resources import LongvieConfigResource
+
+
+@dg.asset(
+    group_name="data",
+    description="The DVC-tracked raw video folder (data.dvc): any container, never modified.",
+)
+def raw_videos(longvie: LongvieConfigResource) -> dg.MaterializeResult:
+    from longvie.data_version import raw_data_hash
+
+    config = longvie.compose()
+    raw = Path(config.paths.raw)
+    if not raw.is_dir():
+        raise dg.Failure(
+            description=f"raw folder {raw} does not exist: run `longvie synth` or `dvc pull`"
+        )
+    files = [p for p in raw.rglob("*") if p.is_file()]
+    md5 = raw_data_hash(Path(config.paths.root))
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(raw)),
+            "files": len(files),
+            "bytes": sum(p.stat().st_size for p in files),
+            "dvc_md5": md5 or "not tracked by data.dvc",
+        },
+        data_version=dg.DataVersion(md5) if md5 else None,
+    )
+
+
+@dg.asset(
+    group_name="data",
+    deps=[raw_videos],
+    description="Shots cut, filtered and resampled into fixed-length clips (clips.parquet).",
+)
+def curated_clips(longvie: LongvieConfigResource) -> dg.MaterializeResult:
+    from longvie.curation import curate
+    from longvie.curation.run import PREVIEW_NAME
+
+    config = longvie.compose()
+    report = curate(config, progress=False)
+    metadata: dict[str, object] = {
+        "clips": report["clips"],
+        "videos_in": report["videos_in"],
+        "videos_curated": report["videos_curated"],
+        "rejected": len(report["rejected"]),
+        "clips_by_split": dg.MetadataValue.json(report["clips_by_split"]),
+        "curated_seconds": report["curated_seconds"],
+        "seconds": report["seconds"],
+        "rejection_reasons": dg.MetadataValue.md(_reasons_table(report["rejected"])),
+        "table": dg.MetadataValue.path(str(Path(config.paths.curated) / "clips.parquet")),
+    }
+    preview = Path(config.paths.reports) / PREVIEW_NAME
+    if preview.is_file():
+        encoded = base64.b64encode(preview.read_bytes()).decode()
+        metadata["preview"] = dg.MetadataValue.md(f"![clips](data:image/png;base64,{encoded})")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _reasons_table(rejected: list[dict]) -> str:
+    if not rejected:
+        return "nothing rejected"
+    rows = [f"| {r['path']} | {r['segment'] or 'whole file'} | {r['reason']} |" for r in rejected]
+    return "\n".join(["| file | segment | reason |", "| --- | --- | --- |", *rows])
+
+
+@dg.asset_check(
+    asset=curated_clips,
+    blocking=True,
+    description="Great Expectations suite over clips.parquet: ids, frame counts, fps, size, "
+    "durations, existing files, no nulls. Blocks everything downstream when it fails.",
+)
+def clip_table_is_valid(longvie: LongvieConfigResource) -> dg.AssetCheckResult:
+    import pandas as pd
+
+    from longvie.validation.clip_table import validate_clip_table
+
+    config = longvie.compose()
+    curated = Path(config.paths.curated)
+    outcome = validate_clip_table(pd.read_parquet(curated / "clips.parquet"), curated, config.video)
+    return dg.AssetCheckResult(
+        passed=outcome.success,
+        metadata={
+            "expectations": outcome.evaluated,
+            "failed": dg.MetadataValue.md(outcome.summary()),
+        },
+    )

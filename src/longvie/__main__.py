@@ -1,0 +1,3 @@
+from longvie.cli import main
+
+raise SystemExit(main())

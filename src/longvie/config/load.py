@@ -1,0 +1,130 @@
+"""Compose ``conf/`` with command-line overrides into a validated :class:`LongvieConfig`.
+
+All entry points (CLI, DVC stages, Dagster resources, tests) load configuration here, so a bad
+override fails the same way everywhere: at once, with the offending key in the message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from longvie.config.schema import LongvieConfig
+
+SCHEMA_NAME = "longvie_schema"
+CHECKOUT_ROOT = Path(__file__).resolve().parents[3]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key(s) at fault."""
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) that holds ``conf/config.yaml``.
+
+    ``LONGVIE_ROOT`` wins when set; the source checkout is the fallback, so the CLI works from
+    any directory.
+    """
+    if env_root := os.environ.get("LONGVIE_ROOT"):
+        return Path(env_root).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "conf" / "config.yaml").is_file():
+            return folder
+    return CHECKOUT_ROOT
+
+
+def _register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=LongvieConfig, replace=True)
+
+
+def compose(overrides: Sequence[str] = (), config_dir: Path | None = None) -> LongvieConfig:
+    """Compose the config tree, check types and rules, and return the typed object."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    project_root = find_project_root()
+    conf_dir = (config_dir or project_root / "conf").resolve()
+    if not (conf_dir / "config.yaml").is_file():
+        raise ConfigError(f"no config.yaml in {conf_dir}")
+    _register_schema()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir)):
+            raw = hydra_compose(config_name="config", overrides=list(overrides))
+        if not os.path.isabs(raw.paths.root):
+            raw.paths.root = str((project_root / raw.paths.root).resolve())
+        config: LongvieConfig = OmegaConf.to_object(raw)  # type: ignore[assignment]
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(_one_paragraph(error)) from error
+    problems = validate(config)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return config
+
+
+def _one_paragraph(error: BaseException) -> str:
+    """Hydra's top message names the key (``full_key``); add the cause only when it says more."""
+    text = str(error).strip()
+    cause = error.__cause__ or error.__context__
+    if cause is not None and str(cause).strip() not in text:
+        text += "\n" + str(cause).strip()
+    return "invalid configuration: " + text
+
+
+def validate(config: LongvieConfig) -> list[str]:
+    """Rules that types cannot express; each problem names its key."""
+    problems: list[str] = []
+    video, synth, curation = config.video, config.synth, config.curation
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    need(video.fps > 0, f"video.fps={video.fps} must be positive")
+    need(
+        video.clip_frames >= 5 and video.clip_frames % 4 == 1,
+        f"video.clip_frames={video.clip_frames} must be 4k+1 (5, 9, 17, 33, 81, ...): "
+        "the VAE compresses time 4x after the first frame",
+    )
+    for key in ("width", "height"):
+        value = getattr(video, key)
+        need(
+            value > 0 and value % 16 == 0,
+            f"video.{key}={value} must be a positive multiple of 16 (VAE 8x, patch 2)",
+        )
+    need(synth.fps > 0, f"synth.fps={synth.fps} must be positive")
+    for key in ("width", "height"):
+        value = getattr(synth, key)
+        need(value >= 16 and value % 2 == 0, f"synth.{key}={value} must be even and >= 16")
+    need(synth.supersample >= 1, f"synth.supersample={synth.supersample} must be >= 1")
+    need(
+        1 <= synth.min_objects <= synth.max_objects,
+        f"synth.min_objects={synth.min_objects} must be >= 1 and <= synth.max_objects="
+        f"{synth.max_objects}",
+    )
+    need(0.0 <= synth.moving_fraction <= 1.0, "synth.moving_fraction must lie in [0, 1]")
+    need(synth.train_videos >= 0, "synth.train_videos must be >= 0")
+    need(synth.benchmark_videos >= 0, "synth.benchmark_videos must be >= 0")
+    need(synth.train_seconds > 0, "synth.train_seconds must be positive")
+    need(synth.benchmark_seconds > 0, "synth.benchmark_seconds must be positive")
+    need(synth.track_grid >= 2, "synth.track_grid must be >= 2")
+    need(0 <= synth.crf <= 51, f"synth.crf={synth.crf} must lie in [0, 51]")
+    need(synth.workers >= 1, "synth.workers must be >= 1")
+    need(
+        0 <= curation.clip_overlap < video.clip_frames,
+        f"curation.clip_overlap={curation.clip_overlap} must lie in [0, video.clip_frames)",
+    )
+    need(0.0 <= curation.val_fraction < 1.0, "curation.val_fraction must lie in [0, 1)")
+    need(curation.max_aspect_ratio >= 1.0, "curation.max_aspect_ratio must be >= 1")
+    need(curation.workers >= 1, "curation.workers must be >= 1")
+    need(
+        all(ext.startswith(".") for ext in curation.video_extensions),
+        "curation.video_extensions must start with a dot, e.g. '.mp4'",
+    )
+    return problems

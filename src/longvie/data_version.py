@@ -1,0 +1,54 @@
+"""The DVC side of the raw data: which version is checked out, and recording a new one.
+
+``data.dvc`` (at the project root) tracks ``data/raw``; its md5 is the data version that MLflow
+runs and Dagster materialisations are tagged with. DVC is driven through its CLI, its stable
+interface, in the venv of the running interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from longvie.errors import LongvieError
+
+DVC_FILE = "data.dvc"
+
+
+class DataVersionError(LongvieError):
+    """DVC could not record or read the raw data version; the message has DVC's own words."""
+
+
+def raw_data_hash(root: Path) -> str | None:
+    """The md5 recorded in ``data.dvc`` (None before the first ``dvc commit``)."""
+    dvc_file = root / DVC_FILE
+    if not dvc_file.is_file():
+        return None
+    outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
+    return outs[0].get("md5")
+
+
+def _dvc(root: Path, *args: str) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    dvc = [sys.executable, "-m", "dvc", *args]
+    done = subprocess.run(dvc, cwd=root, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise DataVersionError(f"`dvc {' '.join(args)}` failed in {root}:\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def record_raw_data(root: Path, push: bool = True) -> str | None:
+    """Hash ``data/raw`` into ``data.dvc`` and the DVC cache, then push to the default remote.
+
+    Returns the new md5, or None when ``root`` is not a DVC project (e.g. a scratch folder).
+    """
+    if not (root / ".dvc").is_dir() or not (root / DVC_FILE).is_file():
+        return None
+    _dvc(root, "commit", "--force", "--quiet", DVC_FILE)
+    if push:
+        _dvc(root, "push", "--quiet", DVC_FILE)
+    return raw_data_hash(root)

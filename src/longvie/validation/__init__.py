@@ -1,0 +1,1 @@
+"""Data-quality suites (Great Expectations), importable without importing GX itself."""

@@ -1,0 +1,192 @@
+"""Video files in and out through PyAV (FFmpeg), the one video I/O library of the project.
+
+Reading yields RGB frames with their presentation time, so resampling to another frame rate can
+follow time rather than frame counts (which lie for variable-frame-rate files). Writing streams
+frames to H.264 so memory does not grow with the length of a video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+# Demuxers FFmpeg uses for still images: a renamed photo opens "successfully" through them.
+IMAGE_FORMATS = frozenset(
+    {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe", "apng"}
+)
+
+
+class VideoReadError(RuntimeError):
+    """A file that cannot be used as a video; the message is the human-readable reason."""
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    """What the container says about its first video stream (not yet verified by decoding)."""
+
+    container: str
+    codec: str
+    pixel_format: str
+    width: int
+    height: int
+    fps: float
+    declared_frames: int
+    duration_seconds: float
+
+
+def check_readable(path: Path) -> None:
+    """Open the file as the current user would, so permission problems get a plain reason."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            handle.read(1)
+    except PermissionError as error:
+        raise VideoReadError(f"unreadable: permission denied ({error.strerror})") from error
+    except OSError as error:
+        raise VideoReadError(f"unreadable: {error.strerror or error}") from error
+    if size == 0:
+        raise VideoReadError("empty file: 0 bytes")
+
+
+def probe(path: Path) -> VideoProbe:
+    """Read container metadata; raises :class:`VideoReadError` with the reason it is unusable."""
+    check_readable(path)
+    try:
+        with av.open(str(path)) as container:
+            if container.format.name in IMAGE_FORMATS:
+                raise VideoReadError(f"still image: {container.format.name}, not a video")
+            if not container.streams.video:
+                raise VideoReadError("no video stream: audio or data only")
+            stream = container.streams.video[0]
+            context = stream.codec_context
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            duration = (
+                float(stream.duration * stream.time_base)
+                if stream.duration and stream.time_base
+                else float(container.duration or 0) / av.time_base
+            )
+            return VideoProbe(
+                container=container.format.name,
+                codec=context.name,
+                pixel_format=context.format.name if context.format else "unknown",
+                width=int(context.width),
+                height=int(context.height),
+                fps=float(rate) if rate else 0.0,
+                declared_frames=int(stream.frames or 0),
+                duration_seconds=duration,
+            )
+    except VideoReadError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, ZeroDivisionError) as error:
+        raise VideoReadError(f"not a readable video: {_ffmpeg_reason(error)}") from error
+
+
+def iter_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(seconds, rgb uint8 HxWx3)`` for every decodable frame, in presentation order.
+
+    Seconds are the stream's own presentation times (the first frame need not be at 0), the
+    time base PySceneDetect reports its cuts in.
+
+    A decode failure part-way raises :class:`VideoReadError` naming the frame it stopped at, so a
+    truncated or corrupt file is reported instead of silently yielding a shorter video.
+    """
+    index = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+            # AVI is constant-rate by design and its pts are unreliable (packed B-frames repeat
+            # them), so frames are timed by index there.
+            by_index = container.format.name == "avi" and rate is not None
+            for frame in container.decode(stream):
+                if by_index:
+                    seconds = index / rate
+                elif frame.pts is not None and frame.time_base is not None:
+                    seconds = float(frame.pts * frame.time_base)
+                elif rate:
+                    seconds = index / rate
+                else:
+                    raise VideoReadError("frames carry no timestamps and the stream no frame rate")
+                yield seconds, frame.to_ndarray(format="rgb24")
+                index += 1
+    except VideoReadError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise VideoReadError(
+            f"corrupt or truncated: decoding failed after {index} frames ({_ffmpeg_reason(error)})"
+        ) from error
+
+
+def read_video(path: Path) -> tuple[np.ndarray, float]:
+    """All frames as a (T, H, W, 3) uint8 array and the stream's frame rate (small files only)."""
+    fps = probe(path).fps
+    frames = [rgb for _, rgb in iter_frames(path)]
+    if not frames:
+        raise VideoReadError(f"{path}: no frames decoded")
+    return np.stack(frames), fps
+
+
+def _ffmpeg_reason(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return str(text).split(": '")[0].strip()
+
+
+class VideoWriter:
+    """Stream RGB frames into an H.264 mp4 (yuv420p, constant rate factor ``crf``).
+
+    Output bytes depend only on the frames and settings (no wall-clock metadata), so rendering
+    the same content twice gives files DVC sees as identical.
+    """
+
+    def __init__(self, path: Path, fps: int, width: int, height: int, crf: int = 12) -> None:
+        if width % 2 or height % 2:
+            raise ValueError(f"{path}: H.264 yuv420p needs even sizes, got {width}x{height}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._container = av.open(str(path), mode="w", format="mp4")
+        self._container.metadata.clear()
+        self._stream = self._container.add_stream("libx264", rate=Fraction(fps))
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": "medium"}
+        self._stream.codec_context.options = {"x264-params": "threads=1"}
+        self.frames_written = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+        if kind is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int, crf: int = 12) -> None:
+    """Write a whole (T, H, W, 3) uint8 array as an mp4."""
+    _, height, width, _ = frames.shape
+    with VideoWriter(path, fps=fps, width=width, height=height, crf=crf) as writer:
+        for rgb in frames:
+            writer.write(rgb)

@@ -1,0 +1,35 @@
+"""Shared fixtures: configs rooted in a temp folder, and real sample videos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+# Real videos no one here made: Debian's opencv-doc package (`make test-assets` installs it).
+OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+@pytest.fixture
+def smoke_config(tmp_path: Path):
+    """The smoke profile with every path under a fresh temp root; extra overrides optional."""
+    from longvie.config import compose
+
+    def make(*overrides: str):
+        return compose(["profile=smoke", f"paths.root={tmp_path}", *overrides])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def opencv_samples() -> Path:
+    if not (OPENCV_SAMPLES / "vtest.avi").is_file():
+        pytest.fail(f"sample videos missing in {OPENCV_SAMPLES}: run `make test-assets`")
+    return OPENCV_SAMPLES
