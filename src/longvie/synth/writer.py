@@ -56,7 +56,7 @@ def write_mp4(path: Path, rgb: np.ndarray, fps: int, crf: int) -> None:
         stream.options = {
             "crf": str(crf),
             "preset": "medium",
-            "x264-params": f"threads=1:keyint={KEYFRAME_SECONDS * fps}:min-keyint=1",
+            "x264-params": f"threads=1:asm=0:keyint={KEYFRAME_SECONDS * fps}:min-keyint=1",
         }
         for index, image in enumerate(rgb):
             frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(image), format="yuv420p")
