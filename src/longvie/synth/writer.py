@@ -1,8 +1,11 @@
 """Write one rendered video as its three files: mp4, ground-truth npz and metadata json.
 
-Everything written is byte-deterministic for a given rendering: x264 runs single-threaded (its
-output depends on the thread count, hence on the machine otherwise), the container is written
-bit-exact (no muxer version string, no creation time), and the npz/json have fixed ordering.
+Everything written is byte-deterministic for a given rendering. For the mp4 that takes care:
+x264's hand-written SIMD paths were seen to give different bytes for the same frames from run to
+run in one long-lived process (on an AVX-512 machine), so x264 runs its portable C code
+(``asm=0``, ~2 ms a 64x64 frame) in one thread; the RGB -> YUV conversion is done in numpy
+instead of swscale's CPU-specific paths; and the container is written bit-exact (no muxer
+version string, no creation time). The npz and json have fixed ordering and no timestamps.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ KEYFRAME_SECONDS = 2
 def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     """BT.601 limited-range YUV 4:2:0 of an (H, W, 3) uint8 image, as PyAV's (3H/2, W) layout.
 
-    Done here in numpy rather than by swscale inside the encoder: swscale's result was seen to
-    vary between runs of one process, which broke byte-identical re-renders. BT.601 limited range
-    is what decoders assume for an untagged SD stream. Chroma is the mean of each 2x2 block.
+    Done in numpy so the bytes do not depend on which SIMD path swscale picks on this CPU.
+    BT.601 limited range is what decoders assume for an untagged SD stream; chroma is the mean
+    of each 2x2 block.
     """
     height, width = rgb.shape[:2]
     r, g, b = (rgb[..., k].astype(np.float64) / 255.0 for k in range(3))
