@@ -196,6 +196,25 @@ def test_real_videos_from_opencv_doc(smoke_config, opencv_samples):
     assert json.loads((Path(config.paths.reports) / "curation.json").read_text())["clips"] == len(clips)
 
 
+def test_hidden_folders_such_as_a_render_in_progress_are_not_curated(smoke_config):
+    config = smoke_config()
+    raw = Path(config.paths.raw)
+    good_video(raw / "done.mp4", seed=61)
+    good_video(raw / ".synth.partial-123" / "train" / "scene_0000.mp4", seed=62)
+    report = curate(config, progress=False)
+    assert report["videos_in"] == 1 and report["rejected"] == []
+
+
+def test_clip_encoding_is_byte_reproducible(tmp_path):
+    from longvie.video.io import write_video
+
+    frames = moving_texture(17, 32, 32, seed=71)
+    first, second = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    write_video(first, frames, fps=8, crf=10)
+    write_video(second, frames, fps=8, crf=10)
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_missing_or_empty_raw_folder_is_one_clear_error(smoke_config):
     config = smoke_config()
     with pytest.raises(CurationError, match=r"raw folder .*data/raw does not exist"):

@@ -57,7 +57,12 @@ def caption_for(video: Path) -> str:
 
 def is_sidecar(path: Path, config: CurationConfig) -> bool:
     name = path.name.lower()
-    return any(name.endswith(suffix) for suffix in config.sidecar_suffixes) or name.startswith(".")
+    return any(name.endswith(suffix) for suffix in config.sidecar_suffixes)
+
+
+def is_hidden(relative: Path) -> bool:
+    """Hidden files and anything in a hidden folder, e.g. a render still being written."""
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def discover(raw: Path, config: CurationConfig) -> tuple[list[SourceFile], list[dict[str, str]]]:
@@ -71,7 +76,7 @@ def discover(raw: Path, config: CurationConfig) -> tuple[list[SourceFile], list[
     extensions = {ext.lower() for ext in config.video_extensions}
     for path in sorted(p for p in raw.rglob("*") if not p.is_dir()):
         relative = path.relative_to(raw).as_posix()
-        if is_sidecar(path, config):
+        if is_hidden(path.relative_to(raw)) or is_sidecar(path, config):
             continue
         if path.suffix.lower() not in extensions:
             rejected.append(

@@ -109,11 +109,15 @@ def _render_all(synth: SynthConfig, folder: Path) -> tuple[list[str], int]:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=synth.workers, mp_context=context) as pool:
                 futures = [pool.submit(_render_one, synth, s, i, str(folder)) for s, i in jobs]
-                for future in as_completed(futures):
-                    written, count = future.result()
-                    files += written
-                    frames += count
-                    bar.update()
+                try:
+                    for future in as_completed(futures):
+                        written, count = future.result()
+                        files += written
+                        frames += count
+                        bar.update()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)  # fail fast: skip queued videos
+                    raise
     finally:
         bar.close()
     return sorted(files), frames

@@ -156,7 +156,9 @@ class VideoWriter:
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(crf), "preset": "medium"}
-        self._stream.codec_context.options = {"x264-params": "threads=1"}
+        # x264's SIMD paths gave different bytes for the same frames from run to run here;
+        # its portable C code (asm=0, single thread) is reproducible and cheap at clip sizes.
+        self._stream.codec_context.options = {"x264-params": "threads=1:asm=0"}
         self.frames_written = 0
 
     def write(self, rgb: np.ndarray) -> None:
