@@ -1,4 +1,4 @@
-"""The per-video ground truth (``scene_XXXX.gt.npz``): reader and point tracking on it.
+"""The per-video ground truth (``scene_NNNN.gt.npz``): reader and point tracking on it.
 
 The file stores the meshes and their per-frame poses, so any consumer can rebuild the exact
 scene of any frame. :func:`track_points` does that to follow arbitrary query points, and the

@@ -39,7 +39,7 @@ class RenderedVideo:
         return int(self.rgb.shape[0])
 
     def metadata(self) -> dict:
-        """The ``scene_XXXX.json`` sidecar."""
+        """The ``scene_NNNN.json`` sidecar."""
         height, width = self.rgb.shape[1:3]
         return {
             "caption": self.scene.caption(),

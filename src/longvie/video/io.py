@@ -138,37 +138,72 @@ def _ffmpeg_reason(error: BaseException) -> str:
     return str(text).split(": '")[0].strip()
 
 
+# A keyframe every this many seconds: a clip cut later seeks cheaply without bloating the file.
+KEYFRAME_SECONDS = 2
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range YUV 4:2:0 of an (H, W, 3) uint8 image, in PyAV's (3H/2, W) layout.
+
+    Done in numpy so the bytes do not depend on which SIMD path swscale picks on this CPU.
+    BT.601 limited range is what decoders assume for an untagged SD stream; chroma is the mean
+    of each 2x2 block.
+    """
+    height, width = rgb.shape[:2]
+    r, g, b = (rgb[..., k].astype(np.float64) / 255.0 for k in range(3))
+    y = 16.0 + 65.481 * r + 128.553 * g + 24.966 * b
+    u = 128.0 - 37.797 * r - 74.203 * g + 112.0 * b
+    v = 128.0 + 112.0 * r - 93.786 * g - 18.214 * b
+
+    def half(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+    out = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    out[:height] = np.clip(np.round(y), 0, 255)
+    chroma = np.concatenate([half(u).ravel(), half(v).ravel()])
+    out[height:] = np.clip(np.round(chroma), 0, 255).reshape(height // 2, width)
+    return out
+
+
 class VideoWriter:
     """Stream RGB frames into an H.264 mp4 (yuv420p, constant rate factor ``crf``).
 
-    Output bytes depend only on the frames and settings (no wall-clock metadata), so rendering
-    the same content twice gives files DVC sees as identical.
+    Output bytes depend only on the frames and settings, so rendering or curating the same
+    content twice gives files DVC sees as identical: x264's SIMD paths gave different bytes for
+    the same frames from run to run here, so it runs its portable C code (``asm=0``, ~2 ms a
+    64x64 frame) in one thread; RGB -> YUV is done in numpy rather than by swscale's
+    CPU-specific paths; the container is bit-exact (no muxer version, no creation time).
     """
 
     def __init__(self, path: Path, fps: int, width: int, height: int, crf: int = 12) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"{path}: H.264 yuv420p needs even sizes, got {width}x{height}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._container = av.open(str(path), mode="w", format="mp4")
-        self._container.metadata.clear()
-        self._stream = self._container.add_stream("libx264", rate=Fraction(fps))
-        self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": "medium"}
-        # x264's SIMD paths gave different bytes for the same frames from run to run here;
-        # its portable C code (asm=0, single thread) is reproducible and cheap at clip sizes.
-        self._stream.codec_context.options = {"x264-params": "threads=1:asm=0"}
+        self.path, self.fps = path, fps
+        self._container = av.open(
+            str(path), mode="w", format="mp4", container_options={"fflags": "+bitexact"}
+        )
+        self._stream = self._container.add_stream("libx264", rate=fps)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
+        self._stream.time_base = Fraction(1, fps)
+        self._stream.codec_context.thread_count = 1
+        keyint = KEYFRAME_SECONDS * fps
+        self._stream.options = {
+            "crf": str(crf),
+            "preset": "medium",
+            "x264-params": f"threads=1:asm=0:keyint={keyint}:min-keyint=1",
+        }
         self.frames_written = 0
 
     def write(self, rgb: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
+        frame.pts, frame.time_base = self.frames_written, Fraction(1, self.fps)
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames_written += 1
 
     def close(self) -> None:
-        for packet in self._stream.encode():
+        for packet in self._stream.encode(None):
             self._container.mux(packet)
         self._container.close()
 
