@@ -127,4 +127,45 @@ def validate(config: LongvieConfig) -> list[str]:
         all(ext.startswith(".") for ext in curation.video_extensions),
         "curation.video_extensions must start with a dot, e.g. '.mp4'",
     )
+    _validate_controls(config, need)
     return problems
+
+
+CONTROL_SOURCES = ("engine", "estimated")
+DEPTH_MODEL_KINDS = ("longvie", "transformers")
+DEPTH_OUTPUTS = ("disparity", "depth")
+
+
+def _validate_controls(config: LongvieConfig, need) -> None:
+    controls = config.controls
+    for folder, source in controls.source_by_dir.items():
+        need(
+            source in CONTROL_SOURCES,
+            f"controls.source_by_dir.{folder}={source!r} must be one of {CONTROL_SOURCES}",
+        )
+    need(
+        controls.default_source in CONTROL_SOURCES,
+        f"controls.default_source={controls.default_source!r} must be one of {CONTROL_SOURCES}",
+    )
+    need(controls.track_grid >= 2, f"controls.track_grid={controls.track_grid} must be >= 2")
+    for low, high in (("depth_low_percentile", "depth_high_percentile"),
+                      ("colour_low_percentile", "colour_high_percentile")):
+        low_value, high_value = getattr(controls, low), getattr(controls, high)
+        need(
+            0.0 <= low_value < high_value <= 100.0,
+            f"controls.{low}={low_value} and controls.{high}={high_value} must satisfy "
+            "0 <= low < high <= 100",
+        )
+    need(controls.histogram_bins >= 256, "controls.histogram_bins must be >= 256")
+    need(controls.workers >= 1, "controls.workers must be >= 1")
+    need(
+        controls.depth.kind in DEPTH_MODEL_KINDS,
+        f"controls.depth.kind={controls.depth.kind!r} must be one of {DEPTH_MODEL_KINDS}",
+    )
+    need(
+        controls.depth.output in DEPTH_OUTPUTS,
+        f"controls.depth.output={controls.depth.output!r} must be one of {DEPTH_OUTPUTS}",
+    )
+    need(controls.tracker.window >= 3, "controls.tracker.window must be >= 3")
+    need(controls.tracker.fb_threshold_px > 0, "controls.tracker.fb_threshold_px must be > 0")
+    need(controls.depth_training.steps >= 1, "controls.depth_training.steps must be >= 1")
