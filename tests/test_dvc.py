@@ -1,4 +1,5 @@
-"""DVC: data.dvc versions data/raw, push/pull round-trips it, `dvc repro` curates, then no-ops."""
+"""DVC: data.dvc versions data/raw, push/pull round-trips it, `dvc repro` runs the stages
+(curate, depth_estimator, controls), then no-ops."""
 
 from __future__ import annotations
 
@@ -64,13 +65,16 @@ def test_push_and_pull_round_trip_the_raw_data(project):
     assert digest(project / "data" / "raw") == before
 
 
-def test_repro_curates_and_a_second_repro_does_nothing(project):
+def test_repro_runs_the_pipeline_and_a_second_repro_does_nothing(project):
     first = run(project, "dvc", "repro")
-    assert "Running stage 'curate'" in first
+    for stage in ("curate", "depth_estimator", "controls"):
+        assert f"Running stage '{stage}'" in first
     assert (project / "reports" / "curation.json").is_file()
     assert (project / "data" / "curated" / "clips.parquet").is_file()
+    assert (project / "data" / "controls" / "controls.parquet").is_file()
     second = run(project, "dvc", "repro")
     assert "Running stage" not in second
     assert "didn't change" in second or "up to date" in second
     metrics = run(project, "dvc", "metrics", "show")
     assert "videos_curated" in metrics
+    assert "median_epe_px" in metrics and "abs_rel" in metrics

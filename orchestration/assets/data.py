@@ -1,12 +1,11 @@
 """The data group: the DVC-tracked raw folder and the curated clips built from it."""
 
-from __future__ import annotations
-
 import base64
 from pathlib import Path
 
 import dagster as dg
 
+from orchestration.partitions import source_videos
 from orchestration.resources import LongvieConfigResource
 
 
@@ -41,12 +40,20 @@ def raw_videos(longvie: LongvieConfigResource) -> dg.MaterializeResult:
     deps=[raw_videos],
     description="Shots cut, filtered and resampled into fixed-length clips (clips.parquet).",
 )
-def curated_clips(longvie: LongvieConfigResource) -> dg.MaterializeResult:
+def curated_clips(
+    context: dg.AssetExecutionContext, longvie: LongvieConfigResource
+) -> dg.MaterializeResult:
+    import pandas as pd
+
     from longvie.curation import curate
     from longvie.curation.run import PREVIEW_NAME
 
     config = longvie.compose()
     report = curate(config, progress=False)
+    source_ids = sorted(
+        set(pd.read_parquet(Path(config.paths.curated) / "clips.parquet")["source_id"])
+    )
+    added, removed = _sync_partitions(context.instance, source_ids)
     metadata: dict[str, object] = {
         "clips": report["clips"],
         "videos_in": report["videos_in"],
@@ -57,12 +64,27 @@ def curated_clips(longvie: LongvieConfigResource) -> dg.MaterializeResult:
         "seconds": report["seconds"],
         "rejection_reasons": dg.MetadataValue.md(_reasons_table(report["rejected"])),
         "table": dg.MetadataValue.path(str(Path(config.paths.curated) / "clips.parquet")),
+        "partitions_added": dg.MetadataValue.json(added),
+        "partitions_removed": dg.MetadataValue.json(removed),
     }
     preview = Path(config.paths.reports) / PREVIEW_NAME
     if preview.is_file():
         encoded = base64.b64encode(preview.read_bytes()).decode()
         metadata["preview"] = dg.MetadataValue.md(f"![clips](data:image/png;base64,{encoded})")
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _sync_partitions(instance: dg.DagsterInstance, source_ids: list[str]) -> tuple[list, list]:
+    """Make the ``source_videos`` partitions equal the curated source videos."""
+    name = source_videos.name
+    existing = set(instance.get_dynamic_partitions(name))
+    added = [key for key in source_ids if key not in existing]
+    removed = sorted(existing - set(source_ids))
+    if added:
+        instance.add_dynamic_partitions(name, added)
+    for key in removed:
+        instance.delete_dynamic_partition(name, key)
+    return added, removed
 
 
 def _reasons_table(rejected: list[dict]) -> str:

@@ -39,11 +39,39 @@ def _curate(config: LongvieConfig) -> int:
     return 0
 
 
+def _depth_estimator(config: LongvieConfig) -> int:
+    from longvie.controls.depth_estimator import train_depth_estimator
+
+    report = train_depth_estimator(config)
+    if report["skipped"]:
+        print(f"depth-estimator: up to date ({config.controls.depth.model})")
+    else:
+        print(
+            f"depth-estimator: {report['steps']} steps on {report['train_frames']} frames, "
+            f"loss {report['first_loss']:.3f} -> {report['final_loss']:.3f}, "
+            f"{report['seconds']:.1f} s -> {report['model']}"
+        )
+    return 0
+
+
+def _controls(config: LongvieConfig) -> int:
+    from longvie.controls.report import log_controls_run
+    from longvie.controls.run import extract_controls
+
+    report = extract_controls(config)
+    log_controls_run(config, report)
+    print_controls_summary(report)
+    return 0
+
+
 def _pipeline(config: LongvieConfig) -> int:
-    """The main job so far: render the default data when the profile has any, then curate."""
+    """The main job so far: render the default data when the profile has any, curate, controls."""
     if config.synth.train_videos or config.synth.benchmark_videos:
         _synth(config)
-    return _curate(config)
+    _curate(config)
+    if config.controls.depth.kind == "longvie":
+        _depth_estimator(config)
+    return _controls(config)
 
 
 def _show_config(config: LongvieConfig) -> int:
@@ -56,7 +84,15 @@ def _show_config(config: LongvieConfig) -> int:
 COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int], str]] = {
     "synth": (_synth, "render the default 3D-scene videos with ground truth into paths.raw"),
     "curate": (_curate, "shots -> filtered, resampled fixed-length clips + validated clip table"),
-    "pipeline": (_pipeline, "the whole graph built so far: synth (if the profile has data), curate"),
+    "depth-estimator": (
+        _depth_estimator,
+        "train the small depth network of the estimated controls on rendered ground truth",
+    ),
+    "controls": (_controls, "dense depth + sparse point-map controls for every curated video"),
+    "pipeline": (
+        _pipeline,
+        "the graph built so far: synth (if the profile has data), curate, depth-estimator, controls",
+    ),
     "config": (_show_config, "print the composed, validated configuration"),
 }
 
@@ -69,6 +105,31 @@ def print_curation_summary(report: dict) -> None:
     )
     for reason, count in report["reasons_histogram"].items():
         print(f"  rejected {count:>3} x {reason}")
+
+
+def print_controls_summary(report: dict) -> None:
+    tracking, depth = report["tracking"], report["depth"]
+    print(
+        f"controls: {report['videos']} videos, {report['extracted']} extracted "
+        f"({report['computed']} computed, {report['up_to_date']} up to date) "
+        f"{json.dumps(report['by_kind'])}, {len(report['failed'])} failed, "
+        f"{report['seconds']:.1f} s"
+    )
+    if tracking["points"]:
+        print(
+            f"  KLT vs ground truth on {tracking['videos']} held-out videos: median EPE "
+            f"{tracking['median_epe_px']:.2f} px (zero motion {tracking['zero_motion_median_epe_px']:.2f}"
+            f" px), visibility accuracy {tracking['visibility_accuracy']:.3f} "
+            f"(always-visible {tracking['always_visible_accuracy']:.3f})"
+        )
+    if depth["pixels"]:
+        print(
+            f"  depth model vs ground truth: AbsRel {depth['abs_rel']:.3f}, delta1 "
+            f"{depth['delta1']:.3f} (constant: {depth['constant_abs_rel']:.3f}, "
+            f"{depth['constant_delta1']:.3f})"
+        )
+    for failure in report["failed"]:
+        print(f"  failed {failure['path']}: {failure['reason']}")
 
 
 def _parser() -> argparse.ArgumentParser:

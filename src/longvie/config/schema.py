@@ -144,9 +144,13 @@ class TrackerConfig:
     levels: int = 3
     # A step whose forward-backward round trip misses by more than this (px) loses the track.
     fb_threshold_px: float = 1.0
-    # A lost track is re-acquired from its query frame when LK lands within this of the
-    # round trip again; see longvie.controls.klt.
+    # A step is also rejected when the window at its end correlates (zero-mean NCC) less than
+    # this with the window at its start: replaced texture passes the round trip, not this.
+    min_ncc: float = 0.7
+    # Lost tracks are retried every frame from the query frame (re-seeding), with a stricter
+    # correlation: over many tries chance look-alikes would otherwise be accepted.
     reseed: bool = True
+    reseed_min_ncc: float = 0.85
 
 
 @dataclass

@@ -112,6 +112,9 @@ class SegmentBuilder:
                 "frame_end": frame_start + self.video.clip_frames,
                 "source_frame_start": self._buffer[0][2],
                 "source_frame_end": self._buffer[-1][2] + 1,
+                # The decoded source frame behind each clip frame (nearest-time resampling), so
+                # per-frame ground truth (depth, tracks) can be mapped onto the clip exactly.
+                "source_frames": [index for _, _, index in self._buffer],
                 "start_seconds": first_seconds,
                 "end_seconds": last_seconds,
                 "num_frames": len(self._buffer),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from longvie.atomic import replace_directory
 from longvie.config.schema import LongvieConfig
 from longvie.curation.process import SegmentResult, SourceResult, curate_source, delete_clips
 from longvie.curation.sources import SourceFile, discover
@@ -63,7 +64,7 @@ def curate(config: LongvieConfig, progress: bool = True) -> dict:
             f"clip table failed validation, output kept for inspection in {staging}\n"
             + outcome.summary()
         )
-    _swap_into_place(staging, curated)
+    replace_directory(staging, curated)
     write_preview(clips, curated, reports / PREVIEW_NAME, config.curation.preview_clips)
     report["seconds"] = round(time.perf_counter() - started, 2)
     (reports / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
@@ -190,15 +191,6 @@ def _report(
         },
         "seconds": round(seconds, 2),
     }
-
-
-def _swap_into_place(staging: Path, curated: Path) -> None:
-    previous = curated.with_name(curated.name + ".previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if curated.exists():
-        curated.rename(previous)
-    staging.rename(curated)
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 def write_preview(clips: pd.DataFrame, curated: Path, out: Path, count: int) -> Path | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from longvie.atomic import replace_directory
 from longvie.config.schema import LongvieConfig, SynthConfig
 from longvie.errors import LongvieError
 from longvie.synth.render import SPLITS, render_video, video_frames
@@ -145,18 +146,9 @@ def _video_seconds(synth: SynthConfig) -> float:
 
 def _remove_leftovers(out_dir: Path) -> None:
     """Delete temporary siblings of ``out_dir`` left by runs that were killed (ours alone)."""
-    for pattern in (f".{out_dir.name}.partial-*", f".{out_dir.name}.old-*"):
+    for pattern in (f".{out_dir.name}.partial-*", f".{out_dir.name}.previous"):
         for leftover in out_dir.parent.glob(pattern):
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _replace(partial: Path, out_dir: Path) -> None:
-    """Move the finished set into place with renames only, then delete the old set."""
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    if out_dir.exists():
-        out_dir.rename(old)
-    partial.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _output_folder(cfg: LongvieConfig) -> Path:
@@ -205,7 +197,7 @@ def render_dataset(cfg: LongvieConfig) -> dict:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    _replace(partial, out_dir)
+    replace_directory(partial, out_dir)
     return {
         **report,
         "frames": rendered_frames,

@@ -1,0 +1,1 @@
+"""Control signals: globally normalised dense depth and sparse point-map videos per source video."""

@@ -1,0 +1,72 @@
+"""MLflow runs for pipeline steps: one place that knows the tracking URI, experiment and tags.
+
+Every run is tagged with the profile, the DVC data hash (``data.dvc``) and the git commit, plus
+whatever the caller adds (Dagster run id, asset key, partition).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from longvie.config import LongvieConfig
+
+
+def tracking_uri(config: LongvieConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.mlflow.tracking_uri
+
+
+def git_commit(root: Path) -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def standard_tags(config: LongvieConfig) -> dict[str, str]:
+    from longvie.data_version import raw_data_hash
+
+    root = Path(config.paths.root)
+    return {
+        "longvie.profile": config.profile_name,
+        "longvie.data_hash": raw_data_hash(root) or "untracked",
+        "longvie.git_commit": git_commit(root),
+    }
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"a.b.c": "value"} (MLflow params are flat strings)."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:6000]
+    return flat
+
+
+@contextmanager
+def mlflow_run(
+    config: LongvieConfig, run_name: str, tags: Mapping[str, str] | None = None
+) -> Iterator[Any]:
+    """Start (and end) a run in the configured experiment; yields the ``mlflow`` module's run."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(config))
+    mlflow.set_experiment(config.mlflow.experiment)
+    with mlflow.start_run(run_name=run_name, tags={**standard_tags(config), **(tags or {})}) as run:
+        yield run
+
+
+def log_config_section(section: object, prefix: str) -> None:
+    """Log a dataclass config section as flat params."""
+    import dataclasses
+
+    import mlflow
+
+    mlflow.log_params(flatten(dataclasses.asdict(section), f"{prefix}."))
