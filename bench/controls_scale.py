@@ -29,8 +29,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Peak RSS is the child's VmHWM: ru_maxrss would include the parent's size at fork time (Linux
+# carries it across exec), and the parent has rendered and curated in-process.
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from longvie.config import compose
 from longvie.controls.run import source_plans
 from longvie.controls.extract import extract_source
@@ -39,7 +41,8 @@ config = compose(json.loads(sys.argv[1]))
 started = time.perf_counter()
 meta = extract_source(plan, config)
 seconds = time.perf_counter() - started
-peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+status = open("/proc/self/status").read().split("\n")
+peak_mib = int(next(l for l in status if l.startswith("VmHWM:")).split()[1]) / 1024
 print(json.dumps({"frames": meta["frames"], "seconds": seconds, "timings": meta["timings"],
                   "peak_rss_mib": peak_mib}))
 """

@@ -186,3 +186,40 @@ def test_dagster_partitions_follow_the_videos_and_only_new_ones_are_missing(proj
     [event] = report.asset_materializations_for_node("controls_report")
     assert event.metadata["extracted"].value == 5
     assert "KLT median EPE" in event.metadata["accuracy"].value
+
+    # A partition whose extraction fails says why; the others still materialise.
+    broken, healthy = sorted(keys)[:2]
+    [plan] = [p for p in source_plans(smoke(root)) if p.source_id == broken]
+    (root / "data" / "raw" / plan.source_path).with_suffix(".gt.npz").unlink()
+    failed = dg.materialize(partitioned, partition_key=broken, resources=resources,
+                            instance=instance, raise_on_error=False)
+    assert not failed.success
+    [failure] = [e for e in failed.all_events if e.is_step_failure]
+    assert "no ground-truth sidecar" in failure.step_failure_data.error.message
+    assert dg.materialize(partitioned, partition_key=healthy, resources=resources,
+                          instance=instance).success
+
+
+def test_a_real_video_gets_estimated_controls(project, tmp_path, opencv_samples):
+    """A user video (no ground truth) goes through the depth network and KLT."""
+    root = copy_of(project, tmp_path)
+    user = root / "data" / "raw" / "user"
+    user.mkdir()
+    shutil.copy(opencv_samples / "vtest.avi", user / "vtest.avi")
+    config = smoke(root)
+    curate(config, progress=False)
+
+    report = extract_controls(config, progress=False)
+
+    assert report["failed"] == []
+    assert report["by_kind"] == {"engine": 4, "estimated": 1}
+    [plan] = [p for p in source_plans(config) if p.kind == "estimated"]
+    folder = root / "data" / "controls" / plan.source_id
+    assert check_source_controls(folder, expected_frames(plan)) == []
+    meta = read_meta(folder)
+    assert meta["depth_model"]["kind"] == "longvie"
+    with np.load(folder / meta["clips"][0]["file"]) as clip:
+        # People walk through vtest.avi: tracks move and some are lost, the depth varies.
+        assert clip["tracks_visible"].mean() < 1.0
+        assert np.abs(clip["tracks_xy"][-1] - clip["tracks_xy"][0]).max() > 0.5
+        assert clip["depth"].std() > 1000

@@ -274,3 +274,17 @@ def test_failed_run_leaves_no_half_folder(tmp_path, monkeypatch):
         render_dataset(cfg)
     raw = Path(cfg.paths.raw)
     assert not raw.exists() or list(raw.iterdir()) == []
+
+
+def test_streamed_frames_read_the_same_arrays_in_any_order(rendered):
+    """Long videos' controls read depth frame by frame; it must be the stored array exactly."""
+    _, out_dir = rendered
+    path = out_dir / "benchmark" / "scene_0000.gt.npz"
+    loaded, streamed = load_groundtruth(path), load_groundtruth(path, stream_frames=True)
+    assert streamed.depth.shape == loaded.depth.shape and streamed.num_frames == loaded.num_frames
+    last = loaded.num_frames - 1
+    for frame in (0, 1, 1, 7, 3, last, 0):
+        assert np.array_equal(streamed.depth[frame], loaded.depth[frame])
+        assert np.array_equal(streamed.object_id[frame], loaded.object_id[frame])
+    with pytest.raises(IndexError):
+        streamed.depth[last + 1]

@@ -58,6 +58,10 @@ def mlflow_run(
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(config))
+    if mlflow.get_experiment_by_name(config.mlflow.experiment) is None:
+        artifacts = config.mlflow.artifact_root
+        location = artifacts if "://" in artifacts else Path(artifacts).resolve().as_uri()
+        mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
     mlflow.set_experiment(config.mlflow.experiment)
     with mlflow.start_run(run_name=run_name, tags={**standard_tags(config), **(tags or {})}) as run:
         yield run

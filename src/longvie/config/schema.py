@@ -187,6 +187,9 @@ class MlflowConfig:
 
     tracking_uri: str = "sqlite:///${paths.root}/mlflow.db"
     experiment: str = "longvie"
+    # Where a newly created experiment stores artifacts (MLflow's default is ./mlruns under
+    # whatever the working directory happens to be).
+    artifact_root: str = "${paths.root}/mlruns"
 
 
 @dataclass

@@ -81,7 +81,7 @@ def load_source_groundtruth(raw_dir: Path, source_path: str) -> GroundTruth:
             "videos without one)"
         )
     try:
-        return load_groundtruth(path)
+        return load_groundtruth(path, stream_frames=True)
     except (OSError, ValueError) as error:
         raise LongvieError(f"{path}: unreadable ground truth: {error}") from error
 

@@ -7,6 +7,7 @@ renderer stores its grid tracks through the very same function, so there is one 
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from os import PathLike
@@ -73,13 +74,83 @@ class GroundTruth:
 ARRAY_NAMES = tuple(f.name for f in fields(GroundTruth))
 
 
-def load_groundtruth(npz_path: str | PathLike[str]) -> GroundTruth:
-    """Read a ``.gt.npz`` written by the renderer."""
+# The per-pixel arrays: they grow with the video's length, everything else is small.
+FRAME_ARRAYS = ("depth", "object_id")
+
+
+class StreamedFrames:
+    """Frame-by-frame read access to a (T, ...) array inside an ``.npz``, without loading it.
+
+    The member is decompressed forward as frames are asked for, so reading a long video's depth
+    in order holds one frame; asking for an earlier frame than the last re-opens the member (the
+    last frame is kept, because consecutive clips share one). Quacks like the array for
+    ``shape``, ``len`` and integer indexing, which is all per-frame consumers use.
+    """
+
+    def __init__(self, npz_path: str | PathLike[str], name: str) -> None:
+        self._path, self._member = npz_path, f"{name}.npy"
+        self._archive = self._stream = None
+        self._open()
+
+    def _open(self) -> None:
+        self.close()
+        self._archive = zipfile.ZipFile(self._path)
+        self._stream = self._archive.open(self._member)
+        version = np.lib.format.read_magic(self._stream)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran_order, dtype = read_header(self._stream)
+        if fortran_order:
+            raise ValueError(f"{self._path}:{self._member} is Fortran-ordered")
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self._frame_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._next, self._last = 0, None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = int(index)
+        if not 0 <= index < self.shape[0]:
+            raise IndexError(f"frame {index} outside [0, {self.shape[0]})")
+        if self._last is not None and index == self._next - 1:
+            return self._last
+        if index < self._next:
+            self._open()
+        while self._next <= index:
+            raw = self._stream.read(self._frame_bytes)
+            if len(raw) != self._frame_bytes:
+                raise ValueError(f"{self._path}:{self._member} ends before frame {self._next}")
+            self._next += 1
+        self._last = np.frombuffer(raw, dtype=self.dtype).reshape(self.shape[1:])
+        return self._last
+
+    def close(self) -> None:
+        for handle in (self._stream, self._archive):
+            if handle is not None:
+                handle.close()
+        self._archive = self._stream = None
+
+
+def load_groundtruth(npz_path: str | PathLike[str], stream_frames: bool = False) -> GroundTruth:
+    """Read a ``.gt.npz`` written by the renderer.
+
+    With ``stream_frames`` the per-pixel arrays (depth, object ids) are :class:`StreamedFrames`,
+    so memory does not grow with the video's length; everything else is loaded.
+    """
     with np.load(npz_path) as data:
         missing = [name for name in ARRAY_NAMES if name not in data.files]
         if missing:
             raise ValueError(f"{npz_path} lacks ground-truth arrays {missing}")
-        return GroundTruth(**{name: data[name] for name in ARRAY_NAMES})
+        arrays = {
+            name: StreamedFrames(npz_path, name) if stream_frames and name in FRAME_ARRAYS
+            else data[name]
+            for name in ARRAY_NAMES
+        }
+    return GroundTruth(**arrays)
 
 
 @dataclass(frozen=True, eq=False)

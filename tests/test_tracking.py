@@ -1,0 +1,30 @@
+"""MLflow runs land in the project's store, tagged so a run can be traced to data and code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from longvie.tracking import flatten, mlflow_run
+
+
+def test_a_run_is_tagged_and_its_artifacts_stay_under_the_project_root(smoke_config, tmp_path,
+                                                                       monkeypatch):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(Path("/"))  # artifacts must not follow the working directory
+    config = smoke_config()
+    with mlflow_run(config, "probe", {"dagster.partition": "scene"}) as run:
+        mlflow.log_text("hello", "note.txt")
+    stored = mlflow.get_run(run.info.run_id)
+    assert stored.data.tags["longvie.profile"] == "smoke"
+    assert stored.data.tags["dagster.partition"] == "scene"
+    assert {"longvie.data_hash", "longvie.git_commit"} <= set(stored.data.tags)
+    assert (tmp_path / "mlflow.db").is_file()
+    assert list((tmp_path / "mlruns").rglob("note.txt"))
+
+
+def test_nested_config_flattens_to_dotted_params():
+    assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2]}) == {
+        "a.b": "1", "a.c.d": "x", "e": "[1, 2]"
+    }
