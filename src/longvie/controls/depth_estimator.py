@@ -91,7 +91,10 @@ def train_depth_estimator(config: LongvieConfig, progress: bool = True, force: b
     if not force and record_path.is_file():
         record = json.loads(record_path.read_text())
         if record.get("fingerprint") == stamp:
-            return {**record, "skipped": True, "seconds": round(time.perf_counter() - started, 2)}
+            report = {**record, "skipped": True, "model": str(out_dir),
+                      "seconds": round(time.perf_counter() - started, 2)}
+            _write_report(config, report, overwrite=False)
+            return report
     rgb, disparity = training_frames(config, rows)
     model, history = train_depth_net(rgb, disparity, training, progress=progress)
     staging = out_dir.with_name(f".{out_dir.name}.partial")
@@ -108,17 +111,24 @@ def train_depth_estimator(config: LongvieConfig, progress: bool = True, force: b
         "final_loss": float(np.mean(losses[-tail:])),
         "train_seconds": round(history["seconds"], 2),
         "parameters": int(sum(p.numel() for p in model.parameters())),
+        "losses": _thinned(losses),
     }
     (staging / TRAINING_NAME).write_text(json.dumps(record, indent=2) + "\n")
     replace_directory(staging, out_dir)
-    reports = Path(config.paths.reports)
-    reports.mkdir(parents=True, exist_ok=True)
-    _plot_losses(losses, reports / PLOT_NAME)
+    _plot_losses(losses, Path(config.paths.reports) / PLOT_NAME)
     report = {**record, "skipped": False, "model": str(out_dir),
               "seconds": round(time.perf_counter() - started, 2)}
-    (reports / REPORT_NAME).write_text(json.dumps({"losses": _thinned(losses), **report},
-                                                  indent=2) + "\n")
+    _write_report(config, report, overwrite=True)
     return report
+
+
+def _write_report(config: LongvieConfig, report: dict, overwrite: bool) -> None:
+    """``reports/depth_estimator.json`` (a DVC metric): rewritten only when the model changed."""
+    path = Path(config.paths.reports) / REPORT_NAME
+    if path.is_file() and not overwrite:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def _thinned(losses: list[float], points: int = 200) -> list[float]:
@@ -130,6 +140,7 @@ def _plot_losses(losses: list[float], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    path.parent.mkdir(parents=True, exist_ok=True)
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(5, 3), dpi=100)
