@@ -9,15 +9,12 @@ from orchestration.assets.controls import (
     depth_estimator,
 )
 from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_videos
-from orchestration.partitions import source_videos
 from orchestration.resources import LongvieConfigResource
 
 # A string selection: parsed by Dagster's antlr 4.13 grammar (see README, "Why Hydra 1.4.0rc3").
 curation_job = dg.define_asset_job("curation", selection="key:raw_videos or key:curated_clips")
-# One partition per run (the UI's backfill launches one run per new source video).
-controls_job = dg.define_asset_job(
-    "controls", selection="key:control_signals", partitions_def=source_videos
-)
+# Partitioned by source video (inferred from the asset): a backfill runs one video per run.
+controls_job = dg.define_asset_job("controls", selection="key:control_signals")
 
 defs = dg.Definitions(
     assets=[raw_videos, curated_clips, depth_estimator, control_signals, controls_report],
