@@ -128,7 +128,34 @@ def validate(config: LongvieConfig) -> list[str]:
         "curation.video_extensions must start with a dot, e.g. '.mp4'",
     )
     _validate_controls(config, need)
+    _validate_model(config, need)
     return problems
+
+
+def _validate_model(config: LongvieConfig, need) -> None:
+    model = config.model
+    blocks = model.transformer
+    need(
+        model.condition_encoding in ("joint", "first_frame"),
+        f"model.condition_encoding={model.condition_encoding!r} must be 'joint' or 'first_frame'",
+    )
+    need(model.dtype in ("float32", "bfloat16", "float16"),
+         f"model.dtype={model.dtype!r} must be float32, bfloat16 or float16")
+    need(model.text.kind in ("captions", "umt5"),
+         f"model.text.kind={model.text.kind!r} must be 'captions' or 'umt5'")
+    need(
+        blocks.num_attention_heads % 2 == 0,
+        f"model.transformer.num_attention_heads={blocks.num_attention_heads} must be even: the "
+        "controller splits every block into two half-width blocks",
+    )
+    need(blocks.ffn_dim % 2 == 0, f"model.transformer.ffn_dim={blocks.ffn_dim} must be even")
+    need(
+        1 <= model.controller.num_layers <= blocks.num_layers,
+        f"model.controller.num_layers={model.controller.num_layers} must lie in "
+        f"[1, model.transformer.num_layers={blocks.num_layers}]",
+    )
+    need(blocks.in_channels == 36 and blocks.out_channels == 16,
+         "model.transformer: the I2V layout needs in_channels=36 and out_channels=16")
 
 
 CONTROL_SOURCES = ("engine", "estimated")

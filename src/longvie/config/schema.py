@@ -8,6 +8,7 @@ while composing, before any work starts. Cross-field rules that types cannot exp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 
 @dataclass
@@ -182,6 +183,78 @@ class ControlsConfig:
 
 
 @dataclass
+class TransformerConfig:
+    """``WanTransformer3DModel`` arguments (DESIGN.md §3.1); the I2V input has 36 channels."""
+
+    num_layers: int = 4
+    num_attention_heads: int = 4
+    attention_head_dim: int = 32
+    ffn_dim: int = 512
+    text_dim: int = 128
+    freq_dim: int = 64
+    patch_size: list[int] = field(default_factory=lambda: [1, 2, 2])
+    in_channels: int = 36
+    out_channels: int = 16
+    cross_attn_norm: bool = True
+    qk_norm: str = "rms_norm_across_heads"
+    eps: float = 1e-6
+    # Wan2.1-I2V-14B takes CLIP image embeddings (1280) through added key/value projections.
+    image_dim: Optional[int] = None
+    added_kv_proj_dim: Optional[int] = None
+    rope_max_seq_len: int = 1024
+
+
+@dataclass
+class VaeConfig:
+    """``AutoencoderKLWan`` arguments: 8x spatial, 4x temporal compression, 16 latent channels."""
+
+    base_dim: int = 8
+    z_dim: int = 16
+    dim_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
+    num_res_blocks: int = 1
+    temperal_downsample: list[bool] = field(default_factory=lambda: [False, True, True])
+
+
+@dataclass
+class TextEncoderConfig:
+    """The caption encoder behind one interface.
+
+    ``captions``: a word vocabulary built from the training captions and a small transformer
+    trained with the model (no download). ``umt5``: the pretrained UMT5 encoder of a Wan folder
+    (``text_encoder`` + ``tokenizer`` sub-folders of ``model.pretrained``).
+    """
+
+    kind: str = "captions"
+    max_tokens: int = 32
+    layers: int = 2
+    heads: int = 4
+
+
+@dataclass
+class ControllerConfig:
+    """LongVie's dual controller: half-width dense and sparse copies of the first K blocks."""
+
+    num_layers: int = 2
+
+
+@dataclass
+class ModelConfig:
+    """The generator. ``pretrained`` (a diffusers Wan I2V folder or hub id) loads weights;
+    empty builds the sub-models from the sizes below (tiny/smoke, trained by `base_model`)."""
+
+    pretrained: str = ""
+    # "joint": the VAE encodes [first frame, zero frames] as the Wan I2V pipeline does (needed
+    # for pretrained weights); "first_frame": only the first latent frame is encoded, the rest
+    # are zeros (one image encode instead of a clip encode: what the CPU profiles train with).
+    condition_encoding: str = "first_frame"
+    dtype: str = "float32"
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+
+@dataclass
 class MlflowConfig:
     """Where runs and registered models go. ``MLFLOW_TRACKING_URI`` overrides the URI."""
 
@@ -200,4 +273,5 @@ class LongvieConfig:
     synth: SynthConfig = field(default_factory=SynthConfig)
     curation: CurationConfig = field(default_factory=CurationConfig)
     controls: ControlsConfig = field(default_factory=ControlsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
