@@ -1,0 +1,1 @@
+"""Training-side model pieces: degradations of the controls and conditioning frame, and losses."""
