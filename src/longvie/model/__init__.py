@@ -1,1 +1,1 @@
-"""Training-side model pieces: degradations of the controls and conditioning frame, and losses."""
+"""The generator: Wan I2V backbone, dual controller, caption encoders, degradations, losses."""
