@@ -50,11 +50,8 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-@contextmanager
-def mlflow_run(
-    config: LongvieConfig, run_name: str, tags: Mapping[str, str] | None = None
-) -> Iterator[Any]:
-    """Start (and end) a run in the configured experiment; yields the ``mlflow`` module's run."""
+def ensure_experiment(config: LongvieConfig) -> None:
+    """Create the experiment with its artifacts under ``mlflow.artifact_root`` if it is new."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(config))
@@ -62,6 +59,16 @@ def mlflow_run(
         artifacts = config.mlflow.artifact_root
         location = artifacts if "://" in artifacts else Path(artifacts).resolve().as_uri()
         mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
+
+
+@contextmanager
+def mlflow_run(
+    config: LongvieConfig, run_name: str, tags: Mapping[str, str] | None = None
+) -> Iterator[Any]:
+    """Start (and end) a run in the configured experiment; yields the ``mlflow`` module's run."""
+    import mlflow
+
+    ensure_experiment(config)
     mlflow.set_experiment(config.mlflow.experiment)
     with mlflow.start_run(run_name=run_name, tags={**standard_tags(config), **(tags or {})}) as run:
         yield run

@@ -255,6 +255,57 @@ class ModelConfig:
 
 
 @dataclass
+class TrainerConfig:
+    """Lightning ``Trainer`` settings shared by every training step; scale-out is config only."""
+
+    accelerator: str = "cpu"
+    devices: int = 1
+    num_nodes: int = 1
+    # "auto" (single process), "ddp", "fsdp", "deepspeed_stage_2", ...
+    strategy: str = "auto"
+    # "32-true" on CPUs; "bf16-mixed" on GPUs.
+    precision: str = "32-true"
+    gradient_checkpointing: bool = False
+    # A checkpoint every this many optimizer steps (and at the end); a killed run resumes there.
+    checkpoint_every: int = 50
+    log_every: int = 10
+    num_workers: int = 0
+    seed: int = 0
+    # Decode every clip into memory once (the CPU profiles' data fit in a few hundred MB).
+    preload: bool = True
+
+
+@dataclass
+class PhaseConfig:
+    """One phase of a progressive short-to-long schedule (Loong): frames per sample, steps."""
+
+    frames: int = 1
+    steps: int = 100
+    batch_size: int = 8
+
+
+@dataclass
+class VaeTrainingConfig:
+    """Pretraining of the small video VAE (CPU profiles): single frames first, then clips."""
+
+    phases: list[PhaseConfig] = field(
+        default_factory=lambda: [
+            PhaseConfig(frames=1, steps=200, batch_size=16),
+            PhaseConfig(frames=5, steps=40, batch_size=8),
+            PhaseConfig(frames=17, steps=30, batch_size=4),
+        ]
+    )
+    learning_rate: float = 1e-3
+    kl_weight: float = 1e-6
+
+
+@dataclass
+class TrainingConfig:
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    vae: VaeTrainingConfig = field(default_factory=VaeTrainingConfig)
+
+
+@dataclass
 class MlflowConfig:
     """Where runs and registered models go. ``MLFLOW_TRACKING_URI`` overrides the URI."""
 
@@ -274,4 +325,5 @@ class LongvieConfig:
     curation: CurationConfig = field(default_factory=CurationConfig)
     controls: ControlsConfig = field(default_factory=ControlsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)

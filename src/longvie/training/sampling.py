@@ -1,0 +1,65 @@
+"""Batches as a pure function of the optimizer step, so a killed run resumes exactly.
+
+Lightning restores the step counter from the last checkpoint; a sampler that starts at that step
+and derives each batch from ``(seed, step)`` alone then yields the very batches the uninterrupted
+run would have seen: no step is repeated with other data, none is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+@dataclass(frozen=True)
+class Phase:
+    """``frames`` pixel frames per sample for ``steps`` steps at ``batch_size``."""
+
+    frames: int
+    steps: int
+    batch_size: int
+
+
+def total_steps(phases: Sequence[Phase]) -> int:
+    return sum(phase.steps for phase in phases)
+
+
+def phase_at(phases: Sequence[Phase], step: int) -> Phase:
+    """The phase that optimizer step ``step`` (0-based) belongs to; the last one continues."""
+    end = 0
+    for phase in phases:
+        end += phase.steps
+        if step < end:
+            return phase
+    return phases[-1]
+
+
+def step_rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
+    """The random stream of one step (``stream`` separates uses within a step)."""
+    return np.random.default_rng([seed, step, stream])
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Yields the batch of dataset indices for every step from ``start_step`` to ``end_step``."""
+
+    def __init__(self, dataset_size: int, phases: Sequence[Phase], seed: int,
+                 start_step: int = 0, end_step: int | None = None) -> None:
+        if dataset_size < 1:
+            raise ValueError("no training samples")
+        self.size, self.phases, self.seed = dataset_size, list(phases), seed
+        self.start = start_step
+        self.end = total_steps(self.phases) if end_step is None else end_step
+
+    def batch(self, step: int) -> list[int]:
+        size = phase_at(self.phases, step).batch_size
+        return step_rng(self.seed, step).integers(0, self.size, size=size).tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.end):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)

@@ -1,0 +1,115 @@
+"""Pretraining of the small Wan video VAE on the curated clips (CPU profiles only).
+
+Loong trains its causal video tokenizer on single frames before clips; the causal Wan VAE encodes
+frame 0 on its own, so frame training teaches the spatial path cheaply (a batch-16 frame step costs
+about a third of a batch-4 clip step here) before short and full clips teach the temporal one.
+The phase of each step comes from ``training.vae.phases``; crops and noise are drawn from the
+step's own random stream, so a resumed run reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from longvie.atomic import replace_directory
+from longvie.config import LongvieConfig
+from longvie.training.sampling import Phase, phase_at, step_rng, total_steps
+
+STEP_NAME = "vae"
+
+
+def phases_of(config: LongvieConfig) -> list[Phase]:
+    return [Phase(p.frames, p.steps, p.batch_size) for p in config.training.vae.phases]
+
+
+def crop_frames(video: torch.Tensor, frames: int, rng) -> torch.Tensor:
+    """A random window of ``frames`` frames per sample of (B, 3, T, H, W)."""
+    starts = rng.integers(0, video.shape[2] - frames + 1, size=video.shape[0])
+    return torch.stack([clip[:, s : s + frames] for clip, s in zip(video, starts, strict=True)])
+
+
+class VaeModule(L.LightningModule):
+    """L1 reconstruction + a small KL term, on the phase's frame count."""
+
+    def __init__(self, vae, phases: list[Phase], learning_rate: float, kl_weight: float,
+                 seed: int) -> None:
+        super().__init__()
+        self.vae, self.phases = vae, phases
+        self.learning_rate, self.kl_weight, self.seed = learning_rate, kl_weight, seed
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        step = self.global_step
+        phase = phase_at(self.phases, step)
+        video = crop_frames(batch["video"], phase.frames, step_rng(self.seed, step, stream=1))
+        posterior = self.vae.encode(video).latent_dist
+        noise = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        latents = posterior.mean + posterior.std * torch.randn(
+            posterior.mean.shape, generator=noise
+        ).to(posterior.mean)
+        reconstruction = self.vae.decode(latents).sample
+        l1 = (reconstruction - video).abs().mean()
+        kl = posterior.kl().mean() / video[0].numel()
+        loss = l1 + self.kl_weight * kl
+        self.log_dict({"vae/loss": loss, "vae/l1": l1, "vae/frames": float(phase.frames)},
+                      prog_bar=True, batch_size=video.shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.vae.parameters(), lr=self.learning_rate, weight_decay=0.0)
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae, videos: list[torch.Tensor]) -> float:
+    """Mean PSNR (dB, on [0, 1] pixels) of full clips encoded (posterior mode) and decoded."""
+    from longvie.model.backbone import LatentCodec
+
+    codec, values = LatentCodec(vae.eval()), []
+    for video in videos:
+        decoded = codec.decode(codec.encode(video.unsqueeze(0)))[0]
+        mse = float(((decoded - video) / 2).pow(2).mean())
+        values.append(10 * math.log10(1.0 / max(mse, 1e-12)))
+    return sum(values) / len(values)
+
+
+def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
+              callbacks: tuple = ()) -> dict:
+    """Train (resuming from the last checkpoint if one exists) and save ``paths.models/vae``."""
+    from longvie.model.backbone import build_vae
+    from longvie.training.clips import ClipDataset, clip_records
+    from longvie.training.trainer import (
+        ClipDataModule,
+        build_trainer,
+        fit_resumable,
+        mlflow_logger,
+    )
+
+    started = time.perf_counter()
+    phases = phases_of(config)
+    settings = config.training
+    L.seed_everything(settings.trainer.seed, workers=True, verbose=False)
+    vae = build_vae(config.model)
+    module = VaeModule(vae, phases, settings.vae.learning_rate, settings.vae.kl_weight,
+                       settings.trainer.seed)
+    logger = (mlflow_logger(config, "base/vae", {"longvie.step": "base", "longvie.part": "vae"})
+              if log_mlflow else None)
+    trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
+    fit_resumable(trainer, module, ClipDataModule(config, phases), config, STEP_NAME)
+    held_out = ClipDataset(clip_records(config, ("val", "benchmark"))[:8], preload=True)
+    psnr = reconstruction_psnr(vae, [held_out[i]["video"] for i in range(len(held_out))])
+    out_dir = Path(config.paths.models) / STEP_NAME / "model"
+    staging = out_dir.with_name(".model.partial")
+    vae.save_pretrained(staging)
+    replace_directory(staging, out_dir)
+    return {
+        "steps": trainer.global_step,
+        "heldout_psnr_db": round(psnr, 2),
+        "final_loss": float(trainer.callback_metrics.get("vae/loss", float("nan"))),
+        "seconds": round(time.perf_counter() - started, 2),
+        "model": str(out_dir),
+    }
+

@@ -1,0 +1,110 @@
+"""Training plumbing: step-indexed batches, progressive phases, checkpoints, and a run killed
+with SIGKILL that resumes to exactly the weights of an uninterrupted run (VAE pretraining)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from longvie.config import compose
+from longvie.curation import curate
+from longvie.synth import render_dataset
+from longvie.training.sampling import Phase, StepBatchSampler, phase_at, total_steps
+
+PHASES = [Phase(frames=1, steps=3, batch_size=4), Phase(frames=5, steps=2, batch_size=2)]
+
+
+def test_phases_follow_the_progressive_schedule():
+    assert [phase_at(PHASES, s).frames for s in range(6)] == [1, 1, 1, 5, 5, 5]
+    assert total_steps(PHASES) == 5
+
+
+def test_batches_depend_on_the_step_alone_so_a_resumed_run_sees_the_same_data():
+    full = list(StepBatchSampler(10, PHASES, seed=3))
+    resumed = list(StepBatchSampler(10, PHASES, seed=3, start_step=2))
+    assert resumed == full[2:]
+    assert [len(b) for b in full] == [4, 4, 4, 2, 2]
+    assert list(StepBatchSampler(10, PHASES, seed=4)) != full
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("training")
+    config = compose(["profile=smoke", f"paths.root={root}"])
+    render_dataset(config)
+    curate(config, progress=False)
+    return root
+
+
+def copy_project(curated: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(curated / "data", target / "data")
+    return target
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    import lightning as L
+    from longvie.config import compose
+    from longvie.training.vae import train_vae
+
+    class KillAt(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == int(sys.argv[2]):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    config = compose(["profile=smoke", f"paths.root={sys.argv[1]}"])
+    train_vae(config, progress=False, log_mlflow=False, callbacks=(KillAt(),))
+    """
+)
+
+
+def test_a_killed_vae_run_resumes_to_the_weights_of_an_uninterrupted_one(curated, tmp_path):
+    from longvie.training.vae import train_vae
+
+    killed = copy_project(curated, tmp_path / "killed")
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(killed), "5"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    checkpoints = killed / "models" / "vae" / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file()
+    assert not (killed / "models" / "vae" / "model").exists()
+
+    resumed = train_vae(compose(["profile=smoke", f"paths.root={killed}"]), progress=False,
+                        log_mlflow=False)
+    straight_root = copy_project(curated, tmp_path / "straight")
+    straight = train_vae(compose(["profile=smoke", f"paths.root={straight_root}"]),
+                         progress=False, log_mlflow=False)
+
+    assert resumed["steps"] == straight["steps"] == 7
+    weights = [load_file(root / "models" / "vae" / "model" / "diffusion_pytorch_model.safetensors")
+               for root in (killed, straight_root)]
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
+
+
+def test_a_finished_run_continues_when_given_more_steps(curated, tmp_path):
+    from diffusers import AutoencoderKLWan
+
+    from longvie.training.vae import train_vae
+
+    root = copy_project(curated, tmp_path / "more")
+    first = train_vae(compose(["profile=smoke", f"paths.root={root}"]), progress=False,
+                      log_mlflow=False)
+    more = train_vae(compose(["profile=smoke", f"paths.root={root}",
+                              "training.vae.phases.2.steps=4"]), progress=False, log_mlflow=False)
+    assert (first["steps"], more["steps"]) == (7, 9)
+    assert AutoencoderKLWan.from_pretrained(more["model"]).config.base_dim == 4
+    assert 5.0 < more["heldout_psnr_db"] < 60.0
+    assert os.path.isfile(root / "models" / "vae" / "checkpoints" / "last.ckpt")
