@@ -37,10 +37,16 @@ def test_batches_depend_on_the_step_alone_so_a_resumed_run_sees_the_same_data():
 
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory) -> Path:
+    """Smoke data rendered, curated, with controls (and the depth network they were measured by)."""
+    from longvie.controls.depth_estimator import train_depth_estimator
+    from longvie.controls.run import extract_controls
+
     root = tmp_path_factory.mktemp("training")
     config = compose(["profile=smoke", f"paths.root={root}"])
     render_dataset(config)
     curate(config, progress=False)
+    train_depth_estimator(config, progress=False)
+    extract_controls(config, progress=False)
     return root
 
 
@@ -108,3 +114,30 @@ def test_a_finished_run_continues_when_given_more_steps(curated, tmp_path):
     assert AutoencoderKLWan.from_pretrained(more["model"]).config.base_dim == 4
     assert 5.0 < more["heldout_psnr_db"] < 60.0
     assert os.path.isfile(root / "models" / "vae" / "checkpoints" / "last.ckpt")
+
+
+def test_base_pretraining_writes_a_model_folder_later_stages_load_like_pretrained(curated,
+                                                                                 tmp_path):
+    from longvie.model.backbone import build_transformer
+    from longvie.model.text import CaptionTextEncoder
+    from longvie.training.base import train_base
+
+    root = copy_project(curated, tmp_path / "base")
+    config = compose(["profile=smoke", f"paths.root={root}"])
+    report = train_base(config, progress=False, log_mlflow=False)
+
+    assert report["steps"] == 8 and report["vae"]["steps"] == 7
+    assert report["latents"]["encoded"] == report["latents"]["clips"] > 0
+    held_out = report["heldout"]
+    assert held_out["clips"] == 4
+    assert 0 < held_out["flow_matching_loss"] < 10 and 0 < held_out["flow_matching_loss_at_init"]
+    model = Path(report["model"])
+    assert {p.name for p in model.iterdir()} == {"transformer", "vae", "text_encoder"}
+    config.model.pretrained = str(model)
+    assert build_transformer(config.model).config.num_layers == 2
+    encoder = CaptionTextEncoder.from_pretrained(model / "text_encoder")
+    assert encoder.encode(["a red box"]).shape == (1, 16, 32)
+    # A second call finds the latents cached and the training finished.
+    again = train_base(compose(["profile=smoke", f"paths.root={root}"]), progress=False,
+                       log_mlflow=False)
+    assert again["latents"]["encoded"] == 0 and again["steps"] == 8

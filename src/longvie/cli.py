@@ -64,6 +64,30 @@ def _controls(config: LongvieConfig) -> int:
     return 0
 
 
+TRAIN_STAGES = ("base",)
+
+
+def _train(config: LongvieConfig, stage: str) -> int:
+    import json as json_module
+
+    from longvie.training.base import train_base
+
+    if stage != "base":
+        raise LongvieError(f"stage={stage!r}: the stages built so far are {TRAIN_STAGES}")
+    report = train_base(config)
+    reports = Path(config.paths.reports)
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "train_base.json").write_text(json_module.dumps(report, indent=2) + "\n")
+    held_out = report["heldout"]
+    print(
+        f"train base: VAE {report['vae']['steps']} steps (held-out PSNR "
+        f"{report['vae']['heldout_psnr_db']} dB), DiT {report['steps']} steps, held-out "
+        f"flow-matching loss {held_out['flow_matching_loss_at_init']:.4f} at init -> "
+        f"{held_out['flow_matching_loss']:.4f}, {report['seconds']:.0f} s -> {report['model']}"
+    )
+    return 0
+
+
 def _pipeline(config: LongvieConfig) -> int:
     """The main job so far: render the default data when the profile has any, curate, controls."""
     if config.synth.train_videos or config.synth.benchmark_videos:
@@ -93,6 +117,7 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int], str]] = {
         _pipeline,
         "the graph built so far: synth (if the profile has data), curate, depth-estimator, controls",
     ),
+    "train": (None, "train a stage: `longvie train stage=base` (VAE + DiT pretraining on tiny)"),
     "config": (_show_config, "print the composed, validated configuration"),
 }
 
@@ -147,14 +172,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    overrides = list(args.overrides)
+    stage = None
+    if args.command == "train":
+        stages = [o for o in overrides if o.startswith("stage=")]
+        if len(stages) != 1:
+            print("longvie train: give exactly one stage=base|1|2|3", file=sys.stderr)
+            return 2
+        overrides.remove(stages[0])
+        stage = stages[0].split("=", 1)[1]
     try:
-        config = compose(args.overrides)
+        config = compose(overrides)
     except ConfigError as error:
         print(f"longvie {args.command}: {error}", file=sys.stderr)
         return 2
     run, _ = COMMANDS[args.command]
     try:
-        return run(config)
+        return _train(config, stage) if stage is not None else run(config)
     except LongvieError as error:
         print(f"longvie {args.command}: {error}", file=sys.stderr)
         return 1

@@ -154,14 +154,15 @@ def _validate_model(config: LongvieConfig, need) -> None:
         f"model.controller.num_layers={model.controller.num_layers} must lie in "
         f"[1, model.transformer.num_layers={blocks.num_layers}]",
     )
-    for index, phase in enumerate(config.training.vae.phases):
-        need(
-            phase.frames <= config.video.clip_frames and (phase.frames - 1) % 4 == 0,
-            f"training.vae.phases[{index}].frames={phase.frames} must be 4k+1 and at most "
-            f"video.clip_frames={config.video.clip_frames}",
-        )
-        need(phase.steps >= 0 and phase.batch_size >= 1,
-             f"training.vae.phases[{index}] needs steps >= 0 and batch_size >= 1")
+    for name in ("vae", "base"):
+        for index, phase in enumerate(getattr(config.training, name).phases):
+            need(
+                phase.frames <= config.video.clip_frames and (phase.frames - 1) % 4 == 0,
+                f"training.{name}.phases[{index}].frames={phase.frames} must be 4k+1 and at "
+                f"most video.clip_frames={config.video.clip_frames}",
+            )
+            need(phase.steps >= 0 and phase.batch_size >= 1,
+                 f"training.{name}.phases[{index}] needs steps >= 0 and batch_size >= 1")
     need(blocks.in_channels == 36 and blocks.out_channels == 16,
          "model.transformer: the I2V layout needs in_channels=36 and out_channels=16")
 

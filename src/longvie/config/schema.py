@@ -300,9 +300,37 @@ class VaeTrainingConfig:
 
 
 @dataclass
+class BaseTrainingConfig:
+    """Pretraining of the small I2V DiT + caption encoder on cached latents (CPU profiles).
+
+    Phases run Loong's short-to-long schedule: single frames (text-to-image, no conditioning
+    frame), then short clips, then full clips.
+    """
+
+    phases: list[PhaseConfig] = field(
+        default_factory=lambda: [
+            PhaseConfig(frames=1, steps=300, batch_size=16),
+            PhaseConfig(frames=5, steps=300, batch_size=8),
+            PhaseConfig(frames=17, steps=900, batch_size=8),
+        ]
+    )
+    learning_rate: float = 5e-4
+    # Loong's loss re-weighting: the first latent frames (its first 17 pixel frames) weigh
+    # (1 + lambda); 0 turns it off.
+    early_frame_lambda: float = 1.0
+    # Flow-matching noise shift (Wan: 5 at 480p; smaller images need less).
+    shift: float = 3.0
+    # Captions replaced by the empty caption this often (classifier-free guidance later).
+    caption_dropout: float = 0.1
+    # Held-out clips (val + benchmark) the report's flow-matching loss is measured on.
+    heldout_clips: int = 32
+
+
+@dataclass
 class TrainingConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     vae: VaeTrainingConfig = field(default_factory=VaeTrainingConfig)
+    base: BaseTrainingConfig = field(default_factory=BaseTrainingConfig)
 
 
 @dataclass

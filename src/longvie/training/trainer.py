@@ -9,14 +9,14 @@ nodes come from ``training.trainer`` (ddp / fsdp / deepspeed on clusters; one CP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from longvie.config import LongvieConfig
-from longvie.training.clips import ClipDataset, clip_records
 from longvie.training.sampling import Phase, StepBatchSampler, total_steps
 
 LAST = "last.ckpt"
@@ -78,27 +78,38 @@ def build_trainer(config: LongvieConfig, step_name: str, max_steps: int, logger=
 
 
 def fit_resumable(trainer: L.Trainer, module: L.LightningModule, datamodule,
-                  config: LongvieConfig, step_name: str) -> None:
-    """Fit from the last checkpoint (if any), then checkpoint the final state as ``last.ckpt``,
-    so asking for more steps later continues where this run ended."""
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(config, step_name))
+                  config: LongvieConfig, step_name: str) -> int:
+    """Fit from the last checkpoint (if any) and checkpoint the final state as ``last.ckpt``, so
+    asking for more steps later continues where this run ended. Returns the optimizer step.
+
+    A run whose checkpoint already reached ``max_steps`` only loads its weights.
+    """
+    import torch
+
+    resume = resume_path(config, step_name)
+    if resume is not None:
+        # Our own checkpoints hold tensors and plain containers only: never unpickle code.
+        state = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)
+        if state["global_step"] >= trainer.max_steps:
+            module.load_state_dict(state["state_dict"])
+            return int(state["global_step"])
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     trainer.save_checkpoint(checkpoint_dir(config, step_name) / LAST)
+    return trainer.global_step
 
 
-class ClipDataModule(L.LightningDataModule):
-    """Training clips in step-indexed batches (restarting at the restored step on resume)."""
+class StepDataModule(L.LightningDataModule):
+    """Any dataset in step-indexed batches (restarting at the restored step on resume)."""
 
     def __init__(self, config: LongvieConfig, phases: list[Phase],
-                 splits: tuple[str, ...] = ("train",), with_controls: bool = False) -> None:
+                 make_dataset: Callable[[], Dataset]) -> None:
         super().__init__()
-        self.config, self.phases = config, phases
-        self.splits, self.with_controls = splits, with_controls
-        self.dataset: ClipDataset | None = None
+        self.config, self.phases, self.make_dataset = config, phases, make_dataset
+        self.dataset: Dataset | None = None
 
     def setup(self, stage: str) -> None:
         if self.dataset is None:
-            records = clip_records(self.config, self.splits, self.with_controls)
-            self.dataset = ClipDataset(records, self.config.training.trainer.preload)
+            self.dataset = self.make_dataset()
 
     def train_dataloader(self) -> DataLoader:
         start = self.trainer.global_step if self.trainer is not None else 0

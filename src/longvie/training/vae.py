@@ -82,7 +82,7 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     from longvie.model.backbone import build_vae
     from longvie.training.clips import ClipDataset, clip_records
     from longvie.training.trainer import (
-        ClipDataModule,
+        StepDataModule,
         build_trainer,
         fit_resumable,
         mlflow_logger,
@@ -98,7 +98,9 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     logger = (mlflow_logger(config, "base/vae", {"longvie.step": "base", "longvie.part": "vae"})
               if log_mlflow else None)
     trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
-    fit_resumable(trainer, module, ClipDataModule(config, phases), config, STEP_NAME)
+    data = StepDataModule(config, phases, lambda: ClipDataset(
+        clip_records(config, ("train",)), config.training.trainer.preload))
+    steps = fit_resumable(trainer, module, data, config, STEP_NAME)
     held_out = ClipDataset(clip_records(config, ("val", "benchmark"))[:8], preload=True)
     psnr = reconstruction_psnr(vae, [held_out[i]["video"] for i in range(len(held_out))])
     out_dir = Path(config.paths.models) / STEP_NAME / "model"
@@ -106,9 +108,10 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     vae.save_pretrained(staging)
     replace_directory(staging, out_dir)
     return {
-        "steps": trainer.global_step,
+        "steps": steps,
         "heldout_psnr_db": round(psnr, 2),
-        "final_loss": float(trainer.callback_metrics.get("vae/loss", float("nan"))),
+        "final_loss": (float(trainer.callback_metrics["vae/loss"])
+                       if "vae/loss" in trainer.callback_metrics else None),
         "seconds": round(time.perf_counter() - started, 2),
         "model": str(out_dir),
     }

@@ -1,0 +1,167 @@
+"""``base_model`` on the CPU profiles: VAE, then the small I2V DiT + caption encoder.
+
+Production loads Wan2.1-I2V-14B instead (``model.pretrained``); here the same diffusers classes
+are trained from scratch on the curated clips so every later mechanism has a real base to build
+on. The DiT learns on cached latents with Loong's short-to-long phases: single frames (as
+text-to-image: no conditioning frame), then short clips, then full clips, with the early latent
+frames' loss weighted by (1 + lambda). The finished base is a diffusers-style folder
+(``transformer/``, ``vae/``, ``text_encoder/``) that later stages load like pretrained weights.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from longvie.atomic import replace_directory
+from longvie.config import LongvieConfig
+from longvie.model.backbone import i2v_input, latent_frames
+from longvie.model.losses import early_frame_weights, weighted_flow_matching_loss
+from longvie.training.flow import noisy_and_target, sample_sigmas
+from longvie.training.sampling import Phase, phase_at, step_rng, total_steps
+
+STEP_NAME = "base"
+
+
+def phases_of(config: LongvieConfig) -> list[Phase]:
+    return [Phase(p.frames, p.steps, p.batch_size) for p in config.training.base.phases]
+
+
+def condition_of(latents: torch.Tensor) -> torch.Tensor:
+    """The first-frame condition latent: latent frame 0, zeros after (``first_frame`` mode)."""
+    condition = torch.zeros_like(latents)
+    condition[:, :, :1] = latents[:, :, :1]
+    return condition
+
+
+def flow_matching_step(transformer, text_states: torch.Tensor, latents: torch.Tensor,
+                       generator: torch.Generator, shift: float, conditioned: bool,
+                       frame_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The I2V flow-matching loss of one batch of clean latents (B, 16, F, h, w)."""
+    sigmas = sample_sigmas(latents.shape[0], shift, generator)
+    noisy, target, timesteps = noisy_and_target(latents, sigmas, generator)
+    inputs = i2v_input(noisy, condition_of(latents))
+    if not conditioned:
+        inputs[:, 16:] = 0  # no mask, no condition: the text-to-image phase
+    prediction = transformer(inputs, timesteps, text_states).sample
+    weights = frame_weights if frame_weights is not None else torch.ones(latents.shape[2])
+    return weighted_flow_matching_loss(prediction, target, weights.to(prediction))
+
+
+class BaseModule(L.LightningModule):
+    """DiT + caption encoder trained together on the phase's number of latent frames."""
+
+    def __init__(self, transformer, text_encoder, phases: list[Phase], learning_rate: float,
+                 early_frame_lambda: float, shift: float, caption_dropout: float,
+                 seed: int) -> None:
+        super().__init__()
+        self.transformer, self.text_encoder = transformer, text_encoder
+        self.phases, self.learning_rate = phases, learning_rate
+        self.early_frame_lambda, self.shift = early_frame_lambda, shift
+        self.caption_dropout, self.seed = caption_dropout, seed
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        step = self.global_step
+        phase = phase_at(self.phases, step)
+        frames = latent_frames(phase.frames)
+        latents = batch["video"][:, :, :frames]
+        rng = step_rng(self.seed, step, stream=2)
+        captions = ["" if rng.random() < self.caption_dropout else c for c in batch["caption"]]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        # Loong weights the first 17 of 65 frames; a quarter of the latent frames here (21 -> 5
+        # on wan14b, exactly Loong's 17 pixel frames; 5 -> 1 on tiny).
+        weights = (early_frame_weights(frames, self.early_frame_lambda, max(1, frames // 4))
+                   if self.early_frame_lambda > 0 else None)
+        loss = flow_matching_step(self.transformer, self.text_encoder.encode(captions), latents,
+                                  generator, self.shift, conditioned=phase.frames > 1,
+                                  frame_weights=weights)
+        self.log_dict({"base/loss": loss, "base/frames": float(phase.frames)}, prog_bar=True,
+                      batch_size=latents.shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=0.01)
+
+
+@torch.no_grad()
+def heldout_loss(transformer, text_encoder, dataset, shift: float, seed: int = 1234) -> float:
+    """Mean flow-matching loss on held-out full clips with fixed noise (comparable run to run)."""
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        text = text_encoder.encode([item["caption"]])
+        losses.append(float(flow_matching_step(transformer, text, item["video"].unsqueeze(0),
+                                               generator, shift, conditioned=True)))
+    return sum(losses) / len(losses)
+
+
+def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
+               callbacks: tuple = ()) -> dict:
+    """VAE pretraining, latent cache, DiT pretraining; writes ``paths.models/base``."""
+    from longvie.model.backbone import build_transformer
+    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
+    from longvie.training.clips import clip_records
+    from longvie.training.latents import LatentDataset, encode_clips
+    from longvie.training.trainer import (
+        StepDataModule,
+        build_trainer,
+        fit_resumable,
+        mlflow_logger,
+    )
+    from longvie.training.vae import STEP_NAME as VAE_STEP
+    from longvie.training.vae import train_vae
+
+    started = time.perf_counter()
+    vae_report = train_vae(config, progress, log_mlflow)
+    vae_dir = Path(vae_report["model"])
+    encoded = encode_clips(config, vae_dir, progress)
+    settings, model = config.training, config.model
+    train_records = clip_records(config, ("train",), with_controls=True)
+    L.seed_everything(settings.trainer.seed, workers=True, verbose=False)
+    transformer = build_transformer(model)
+    vocabulary = CaptionVocabulary.build(r.caption for r in train_records)
+    text_encoder = CaptionTextEncoder(vocabulary, model.transformer.text_dim, model.text.max_tokens,
+                                      model.text.layers, model.text.heads)
+    phases = phases_of(config)
+    base = settings.base
+    module = BaseModule(transformer, text_encoder, phases, base.learning_rate,
+                        base.early_frame_lambda, base.shift, base.caption_dropout,
+                        settings.trainer.seed)
+    logger = (mlflow_logger(config, "base/dit", {"longvie.step": "base", "longvie.part": "dit"})
+              if log_mlflow else None)
+    held_out = LatentDataset(config, clip_records(config, ("val", "benchmark"), with_controls=True)
+                             [: base.heldout_clips])
+    # The same seed builds the same initial weights, so this is the loss training starts from.
+    initial_loss = heldout_loss(transformer.eval(), text_encoder.eval(), held_out, base.shift)
+    transformer.train()
+    text_encoder.train()
+    trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
+    data = StepDataModule(config, phases, lambda: LatentDataset(config, train_records))
+    steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    transformer.eval()
+    text_encoder.eval()
+    out_dir = Path(config.paths.models) / STEP_NAME / "model"
+    staging = out_dir.with_name(".model.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    transformer.save_pretrained(staging / "transformer")
+    text_encoder.save_pretrained(staging / "text_encoder")
+    shutil.copytree(Path(config.paths.models) / VAE_STEP / "model", staging / "vae")
+    replace_directory(staging, out_dir)
+    return {
+        "steps": steps,
+        "seconds": round(time.perf_counter() - started, 2),
+        "vae": vae_report,
+        "latents": encoded,
+        "heldout": {
+            "flow_matching_loss": round(heldout_loss(transformer, text_encoder, held_out,
+                                                     base.shift), 5),
+            "flow_matching_loss_at_init": round(initial_loss, 5),
+            "clips": len(held_out),
+        },
+        "model": str(out_dir),
+    }
