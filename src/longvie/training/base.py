@@ -22,13 +22,9 @@ from longvie.config import LongvieConfig
 from longvie.model.backbone import i2v_input, latent_frames
 from longvie.model.losses import early_frame_weights, weighted_flow_matching_loss
 from longvie.training.flow import noisy_and_target, sample_sigmas
-from longvie.training.sampling import Phase, phase_at, step_rng, total_steps
+from longvie.training.sampling import Phase, phase_at, phases_from, step_rng, total_steps
 
 STEP_NAME = "base"
-
-
-def phases_of(config: LongvieConfig) -> list[Phase]:
-    return [Phase(p.frames, p.steps, p.batch_size) for p in config.training.base.phases]
 
 
 def condition_of(latents: torch.Tensor) -> torch.Tensor:
@@ -127,7 +123,7 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     vocabulary = CaptionVocabulary.build(r.caption for r in train_records)
     text_encoder = CaptionTextEncoder(vocabulary, model.transformer.text_dim, model.text.max_tokens,
                                       model.text.layers, model.text.heads)
-    phases = phases_of(config)
+    phases = phases_from(config.training.base.phases)
     base = settings.base
     module = BaseModule(transformer, text_encoder, phases, base.learning_rate,
                         base.early_frame_lambda, base.shift, base.caption_dropout,

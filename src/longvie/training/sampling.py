@@ -23,6 +23,11 @@ class Phase:
     batch_size: int
 
 
+def phases_from(configs) -> list[Phase]:
+    """Phases from the config's ``PhaseConfig`` list."""
+    return [Phase(c.frames, c.steps, c.batch_size) for c in configs]
+
+
 def total_steps(phases: Sequence[Phase]) -> int:
     return sum(phase.steps for phase in phases)
 

@@ -18,13 +18,9 @@ import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
-from longvie.training.sampling import Phase, phase_at, step_rng, total_steps
+from longvie.training.sampling import Phase, phase_at, phases_from, step_rng, total_steps
 
 STEP_NAME = "vae"
-
-
-def phases_of(config: LongvieConfig) -> list[Phase]:
-    return [Phase(p.frames, p.steps, p.batch_size) for p in config.training.vae.phases]
 
 
 def crop_frames(video: torch.Tensor, frames: int, rng) -> torch.Tensor:
@@ -89,7 +85,7 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     )
 
     started = time.perf_counter()
-    phases = phases_of(config)
+    phases = phases_from(config.training.vae.phases)
     settings = config.training
     L.seed_everything(settings.trainer.seed, workers=True, verbose=False)
     vae = build_vae(config.model)
