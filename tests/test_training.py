@@ -141,3 +141,12 @@ def test_base_pretraining_writes_a_model_folder_later_stages_load_like_pretraine
     again = train_base(compose(["profile=smoke", f"paths.root={root}"]), progress=False,
                        log_mlflow=False)
     assert again["latents"]["encoded"] == 0 and again["steps"] == 8
+
+
+def test_train_needs_one_known_stage(capsys):
+    from longvie.cli import main
+
+    assert main(["train", "profile=smoke"]) == 2
+    assert "stage=base" in capsys.readouterr().err
+    assert main(["train", "stage=7", "profile=smoke"]) == 1
+    assert "stage='7'" in capsys.readouterr().err

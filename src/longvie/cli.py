@@ -105,7 +105,8 @@ def _show_config(config: LongvieConfig) -> int:
     return 0
 
 
-COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int], str]] = {
+# `train` has no plain runner: it takes its `stage=` from the overrides (see main).
+COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
     "synth": (_synth, "render the default 3D-scene videos with ground truth into paths.raw"),
     "curate": (_curate, "shots -> filtered, resampled fixed-length clips + validated clip table"),
     "depth-estimator": (
