@@ -9,6 +9,7 @@ from orchestration.assets.controls import (
     depth_estimator,
 )
 from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_videos
+from orchestration.assets.training import base_model
 from orchestration.resources import LongvieConfigResource
 
 # A string selection: parsed by Dagster's antlr 4.13 grammar (see README, "Why Hydra 1.4.0rc3").
@@ -17,7 +18,14 @@ curation_job = dg.define_asset_job("curation", selection="key:raw_videos or key:
 controls_job = dg.define_asset_job("controls", selection="key:control_signals")
 
 defs = dg.Definitions(
-    assets=[raw_videos, curated_clips, depth_estimator, control_signals, controls_report],
+    assets=[
+        raw_videos,
+        curated_clips,
+        depth_estimator,
+        control_signals,
+        controls_report,
+        base_model,
+    ],
     asset_checks=[clip_table_is_valid, controls_are_valid],
     jobs=[curation_job, controls_job],
     resources={"longvie": LongvieConfigResource()},

@@ -150,3 +150,25 @@ def test_train_needs_one_known_stage(capsys):
     assert "stage=base" in capsys.readouterr().err
     assert main(["train", "stage=7", "profile=smoke"]) == 1
     assert "stage='7'" in capsys.readouterr().err
+
+
+def test_the_base_model_asset_materialises_with_its_figures(curated, tmp_path):
+    import dagster as dg
+
+    from orchestration.assets.controls import controls_report
+    from orchestration.assets.data import curated_clips
+    from orchestration.assets.training import base_model
+    from orchestration.resources import LongvieConfigResource
+
+    root = copy_project(curated, tmp_path / "dagster")
+    resource = LongvieConfigResource(overrides=["profile=smoke", f"paths.root={root}"])
+    result = dg.materialize(
+        [curated_clips.to_source_asset(), controls_report.to_source_asset(), base_model],
+        resources={"longvie": resource}, instance=dg.DagsterInstance.ephemeral(),
+    )
+    [event] = result.asset_materializations_for_node("base_model")
+    metadata = event.metadata
+    assert metadata["dit_steps"].value == 8 and metadata["vae_steps"].value == 7
+    assert metadata["heldout_flow_matching_loss"].value > 0
+    assert (root / "reports" / "train_base.json").is_file()
+    assert (root / "mlflow.db").is_file()  # the runs went to the project's store

@@ -97,7 +97,7 @@ def heldout_loss(transformer, text_encoder, dataset, shift: float, seed: int = 1
 
 
 def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
-               callbacks: tuple = ()) -> dict:
+               callbacks: tuple = (), tags: dict[str, str] | None = None) -> dict:
     """VAE pretraining, latent cache, DiT pretraining; writes ``paths.models/base``."""
     from longvie.model.backbone import build_transformer
     from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
@@ -113,7 +113,7 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     from longvie.training.vae import train_vae
 
     started = time.perf_counter()
-    vae_report = train_vae(config, progress, log_mlflow)
+    vae_report = train_vae(config, progress, log_mlflow, tags=tags)
     vae_dir = Path(vae_report["model"])
     encoded = encode_clips(config, vae_dir, progress)
     settings, model = config.training, config.model
@@ -128,8 +128,8 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     module = BaseModule(transformer, text_encoder, phases, base.learning_rate,
                         base.early_frame_lambda, base.shift, base.caption_dropout,
                         settings.trainer.seed)
-    logger = (mlflow_logger(config, "base/dit", {"longvie.step": "base", "longvie.part": "dit"})
-              if log_mlflow else None)
+    run_tags = {"longvie.step": "base", "longvie.part": "dit", **(tags or {})}
+    logger = mlflow_logger(config, "base/dit", run_tags) if log_mlflow else None
     held_out = LatentDataset(config, clip_records(config, ("val", "benchmark"), with_controls=True)
                              [: base.heldout_clips])
     # The same seed builds the same initial weights, so this is the loss training starts from.

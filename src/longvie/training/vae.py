@@ -73,7 +73,7 @@ def reconstruction_psnr(vae, videos: list[torch.Tensor]) -> float:
 
 
 def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
-              callbacks: tuple = ()) -> dict:
+              callbacks: tuple = (), tags: dict[str, str] | None = None) -> dict:
     """Train (resuming from the last checkpoint if one exists) and save ``paths.models/vae``."""
     from longvie.model.backbone import build_vae
     from longvie.training.clips import ClipDataset, clip_records
@@ -91,8 +91,8 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     vae = build_vae(config.model)
     module = VaeModule(vae, phases, settings.vae.learning_rate, settings.vae.kl_weight,
                        settings.trainer.seed)
-    logger = (mlflow_logger(config, "base/vae", {"longvie.step": "base", "longvie.part": "vae"})
-              if log_mlflow else None)
+    run_tags = {"longvie.step": "base", "longvie.part": "vae", **(tags or {})}
+    logger = mlflow_logger(config, "base/vae", run_tags) if log_mlflow else None
     trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
     data = StepDataModule(config, phases, lambda: ClipDataset(
         clip_records(config, ("train",)), config.training.trainer.preload))
