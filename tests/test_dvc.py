@@ -21,6 +21,7 @@ BIN = Path(sys.executable).parent
 def run(cwd: Path, *command: str) -> str:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
     env.pop("LONGVIE_ROOT", None)
+    env.pop("MLFLOW_TRACKING_URI", None)  # set by mlflow itself in this process: not the user's
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr

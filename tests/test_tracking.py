@@ -11,7 +11,9 @@ def test_a_run_is_tagged_and_its_artifacts_stay_under_the_project_root(smoke_con
                                                                        monkeypatch):
     import mlflow
 
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    import longvie.tracking as tracking
+
+    monkeypatch.setattr(tracking, "USER_TRACKING_URI", None)
     monkeypatch.chdir(Path("/"))  # artifacts must not follow the working directory
     config = smoke_config()
     with mlflow_run(config, "probe", {"dagster.partition": "scene"}) as run:
@@ -28,3 +30,15 @@ def test_nested_config_flattens_to_dotted_params():
     assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2]}) == {
         "a.b": "1", "a.c.d": "x", "e": "[1, 2]"
     }
+
+
+def test_each_project_keeps_its_own_store_within_one_process(tmp_path, monkeypatch):
+    import longvie.tracking as tracking
+    from longvie.config import compose
+
+    monkeypatch.setattr(tracking, "USER_TRACKING_URI", None)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root in (first, second):
+        with mlflow_run(compose(["profile=smoke", f"paths.root={root}"]), "probe"):
+            pass
+    assert (first / "mlflow.db").is_file() and (second / "mlflow.db").is_file()

@@ -16,8 +16,13 @@ from typing import Any
 from longvie.config import LongvieConfig
 
 
+# The user's override, read once: ``mlflow.set_tracking_uri`` writes this very variable, so a
+# live lookup would make the first run's store stick for every later run in the process.
+USER_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def tracking_uri(config: LongvieConfig) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or config.mlflow.tracking_uri
+    return USER_TRACKING_URI or config.mlflow.tracking_uri
 
 
 def git_commit(root: Path) -> str:
