@@ -68,8 +68,6 @@ TRAIN_STAGES = ("base",)
 
 
 def _train(config: LongvieConfig, stage: str) -> int:
-    import json as json_module
-
     from longvie.training.base import train_base
 
     if stage != "base":
@@ -77,7 +75,7 @@ def _train(config: LongvieConfig, stage: str) -> int:
     report = train_base(config)
     reports = Path(config.paths.reports)
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / "train_base.json").write_text(json_module.dumps(report, indent=2) + "\n")
+    (reports / "train_base.json").write_text(json.dumps(report, indent=2) + "\n")
     held_out = report["heldout"]
     print(
         f"train base: VAE {report['vae']['steps']} steps (held-out PSNR "

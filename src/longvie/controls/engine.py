@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from longvie.curation.frames import crop_box, resize_center_crop
+from longvie.curation.frames import crop_box, resize_center_crop, resized_size
 from longvie.errors import LongvieError
 from longvie.synth.groundtruth import GroundTruth, load_groundtruth, track_points
 
@@ -38,11 +38,12 @@ class ClipGeometry:
         source_w, source_h = int(row["source_width"]), int(row["source_height"])
         width, height = int(row["width"]), int(row["height"])
         box = crop_box(source_w, source_h, width, height)
+        resized_w, resized_h = resized_size(source_w, source_h, width, height)
         return cls(
             source_width=source_w,
             source_height=source_h,
-            resized_width=max(width, round(source_w * box.scale)),
-            resized_height=max(height, round(source_h * box.scale)),
+            resized_width=resized_w,
+            resized_height=resized_h,
             crop_x=box.x,
             crop_y=box.y,
             width=width,

@@ -198,9 +198,15 @@ class _Scratch:
 
 
 def extract_source(
-    plan: SourcePlan, config: LongvieConfig, estimators: Estimators | None = None
+    plan: SourcePlan,
+    config: LongvieConfig,
+    estimators: Estimators | None = None,
+    stamp: str | None = None,
 ) -> dict:
-    """Write ``paths.controls/<source_id>/`` and return its metadata (also in meta.json)."""
+    """Write ``paths.controls/<source_id>/`` and return its metadata (also in meta.json).
+
+    ``stamp`` is the source's :func:`fingerprint` when the caller has already computed it.
+    """
     started = time.perf_counter()
     estimators = estimators or Estimators(config)
     out_root = Path(config.paths.controls)
@@ -210,7 +216,7 @@ def extract_source(
     staging.mkdir(parents=True)
     try:
         meta = _extract_into(plan, config, estimators, staging)
-        meta["fingerprint"] = fingerprint(plan, config)
+        meta["fingerprint"] = stamp or fingerprint(plan, config)
         meta["seconds"] = round(time.perf_counter() - started, 3)
         (staging / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
         replace_directory(staging, final)
@@ -237,10 +243,14 @@ def _extract_into(
     timings = {"depth_seconds": 0.0, "tracks_seconds": 0.0, "frames": 0,
                "evaluation_depth_seconds": 0.0, "evaluation_tracks_seconds": 0.0}
 
-    # Pass 1: raw disparity and tracks per clip (and the estimators on held-out ground truth).
+    # Pass 1: raw disparity and tracks per clip (and the estimators on held-out ground truth);
+    # the first frames' RGB is kept for the preview.
+    preview_rgb: list[np.ndarray] = []
     for index, row in enumerate(plan.clips):
         frames = _read_clip(curated, row)
         timings["frames"] += len(frames)
+        if len(preview_rgb) < config.controls.preview_frames:
+            preview_rgb.extend(frames[config.curation.clip_overlap if index else 0 :])
         tick = time.perf_counter()
         if plan.kind == "engine":
             disparity = engine.clip_disparity(gt, row)
@@ -294,11 +304,11 @@ def _extract_into(
         if plan.evaluate:
             predicted = normalise_disparity(scratch.load(index, "predicted"), predicted_bounds)
             depth_stats.add(predicted, from_uint16(depth), bounds)
-        if len(preview) < config.controls.preview_frames:
-            frames = _read_clip(curated, row)
-            skip = config.curation.clip_overlap if index else 0
-            for t in range(skip, len(frames)):
-                preview.append(_preview_frame(frames[t], depth[t], point_map[t]))
+        skip = config.curation.clip_overlap if index else 0
+        for t in range(skip, len(depth)):
+            if len(preview) >= len(preview_rgb):
+                break
+            preview.append(_preview_frame(preview_rgb[len(preview)], depth[t], point_map[t]))
     shutil.rmtree(scratch.folder)
     _write_gif(staging / PREVIEW_NAME, preview[: config.controls.preview_frames], video.fps)
 

@@ -19,7 +19,6 @@ from longvie.config import LongvieConfig
 from longvie.controls.accuracy import DepthStats, TrackingStats
 from longvie.controls.checks import check_source_controls
 from longvie.controls.extract import (
-    META_NAME,
     SourcePlan,
     control_file,
     extract_source,
@@ -55,9 +54,10 @@ def source_plans(config: LongvieConfig) -> list[SourcePlan]:
     return plan_sources(load_clip_rows(config), config)
 
 
-def is_up_to_date(plan: SourcePlan, config: LongvieConfig) -> bool:
+def is_up_to_date(plan: SourcePlan, config: LongvieConfig, stamp: str | None = None) -> bool:
     meta = read_meta(Path(config.paths.controls) / plan.source_id)
-    return meta is not None and meta.get("fingerprint") == fingerprint(plan, config)
+    stamp = stamp or fingerprint(plan, config)
+    return meta is not None and meta.get("fingerprint") == stamp
 
 
 def expected_frames(plan: SourcePlan) -> dict[str, int]:
@@ -71,12 +71,13 @@ def extract_checked(plan: SourcePlan, config: LongvieConfig, force: bool = False
     the output of a failed source is removed.
     """
     out_dir = Path(config.paths.controls) / plan.source_id
-    if not force and is_up_to_date(plan, config):
+    stamp = fingerprint(plan, config)  # reads every clip's bytes: once per source
+    if not force and is_up_to_date(plan, config, stamp):
         meta = read_meta(out_dir)
         meta["up_to_date"] = True
         return meta
     try:
-        meta = extract_source(plan, config)
+        meta = extract_source(plan, config, stamp=stamp)
         problems = check_source_controls(out_dir, expected_frames(plan))
         if problems:
             raise LongvieError("; ".join(problems[:5]))
@@ -217,10 +218,6 @@ def summarise(
         "evaluated_sources": evaluated,
         "seconds": round(seconds, 2),
     }
-
-
-def meta_path(config: LongvieConfig, source_id: str) -> Path:
-    return Path(config.paths.controls) / source_id / META_NAME
 
 
 def report_from_outputs(config: LongvieConfig, seconds: float = 0.0) -> dict:

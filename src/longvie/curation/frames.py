@@ -28,11 +28,16 @@ def crop_box(source_width: int, source_height: int, width: int, height: int) -> 
     return CropBox(scale=scale, x=(resized_w - width) // 2, y=(resized_h - height) // 2)
 
 
+def resized_size(source_width: int, source_height: int, width: int, height: int) -> tuple[int, int]:
+    """The (width, height) a source is resized to before the centre crop (rounded per axis)."""
+    scale = crop_box(source_width, source_height, width, height).scale
+    return max(width, round(source_width * scale)), max(height, round(source_height * scale))
+
+
 def resize_center_crop(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     source_h, source_w = rgb.shape[:2]
     box = crop_box(source_w, source_h, width, height)
-    resized_w = max(width, round(source_w * box.scale))
-    resized_h = max(height, round(source_h * box.scale))
+    resized_w, resized_h = resized_size(source_w, source_h, width, height)
     shrinking = resized_w < source_w
     resized = cv2.resize(
         rgb, (resized_w, resized_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC

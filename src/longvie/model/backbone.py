@@ -1,4 +1,4 @@
-"""The Wan image-to-video backbone from diffusers: DiT, VAE, scheduler and the 36-channel input.
+"""The Wan image-to-video backbone from diffusers: DiT, VAE and the 36-channel input.
 
 ``model.pretrained`` set: every part comes from that diffusers folder or hub id through
 ``from_pretrained`` (production: Wan2.1-I2V-14B-480P). Empty: the parts are built from the sizes
@@ -52,13 +52,6 @@ def build_vae(model: ModelConfig):
     if model.pretrained:
         return _pretrained(AutoencoderKLWan, model, "vae")
     return AutoencoderKLWan(**asdict(model.vae))
-
-
-def build_scheduler(shift: float = 5.0):
-    """Flow matching with a timestep shift (Wan uses shift 5 at 480p, 3 at lower sizes)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
-    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
 
 
 def _pretrained(cls, model: ModelConfig, subfolder: str):
