@@ -33,3 +33,33 @@ def opencv_samples() -> Path:
     if not (OPENCV_SAMPLES / "vtest.avi").is_file():
         pytest.fail(f"sample videos missing in {OPENCV_SAMPLES}: run `make test-assets`")
     return OPENCV_SAMPLES
+
+
+@pytest.fixture(scope="session")
+def curated(tmp_path_factory) -> Path:
+    """Smoke data rendered, curated, with controls (and the depth network they were measured by).
+
+    Shared by the training tests, which copy ``data/`` into their own roots (copy_project).
+    """
+    from longvie.config import compose
+    from longvie.controls.depth_estimator import train_depth_estimator
+    from longvie.controls.run import extract_controls
+    from longvie.curation import curate
+    from longvie.synth import render_dataset
+
+    root = tmp_path_factory.mktemp("training")
+    config = compose(["profile=smoke", f"paths.root={root}"])
+    render_dataset(config)
+    curate(config, progress=False)
+    train_depth_estimator(config, progress=False)
+    extract_controls(config, progress=False)
+    return root
+
+
+def copy_project(source: Path, target: Path, parts: tuple[str, ...] = ("data",)) -> Path:
+    """A project root at ``target`` with copies of ``source``'s ``parts`` folders."""
+    import shutil
+
+    for part in parts:
+        shutil.copytree(source / part, target / part)
+    return target

@@ -17,6 +17,7 @@ from longvie.model.degradations import (
     colour_drift,
     degrade_dense_video,
     degrade_first_frame,
+    degrade_latent_video,
     fuse_scales,
     resample,
     sample_blur_kernel,
@@ -333,3 +334,37 @@ def test_first_frame_is_deterministic():
     a, kinds_a = Fakes().run(image, 0.7, seed=21, drift_p=0.5)
     b, kinds_b = Fakes().run(image, 0.7, seed=21, drift_p=0.5)
     assert torch.equal(a, b) and kinds_a == kinds_b
+
+
+# --- stage 3: the history, degraded as latents ------------------------------------------------
+
+
+def test_history_degradation_rates_branches_and_round_caps():
+    latents = torch.zeros(400, 16, 3, 2, 2)
+    rounds, regenerated = [], []
+
+    def round_trip(z):
+        rounds.append(z.shape[0])
+        return z + 1.0
+
+    def regenerate(z, t, n):
+        regenerated.append((t, n))
+        return z - t
+
+    out, kinds = degrade_latent_video(latents, 0.5, round_trip, regenerate, gen(3),
+                                      encoding_share=0.5, num_steps=50, max_rounds=2)
+    degraded = [k for k in kinds if k != "none"]
+    assert 150 < len(degraded) < 250  # p = 0.5
+    for b, kind in enumerate(kinds):
+        branch, _, value = kind.partition(":")
+        if branch == "encoding":
+            assert int(value) <= 2 and torch.all(out[b] == int(value))
+        elif branch == "generation":
+            assert int(value) in GENERATION_STEPS and torch.all(out[b] == -int(value))
+        else:
+            assert torch.all(out[b] == 0)
+    assert sum(rounds) == sum(int(k.split(":")[1]) for k in kinds if k.startswith("encoding"))
+    assert all(n == 50 for _, n in regenerated)
+    again, kinds_again = degrade_latent_video(latents, 0.5, round_trip, regenerate, gen(3),
+                                              encoding_share=0.5, num_steps=50, max_rounds=2)
+    assert kinds_again == kinds and torch.equal(again, out)

@@ -10,14 +10,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
 from longvie.config import compose
-from longvie.curation import curate
-from longvie.synth import render_dataset
 from longvie.training.sampling import Phase, StepBatchSampler, phase_at, total_steps
+from tests.conftest import copy_project
 
 PHASES = [Phase(frames=1, steps=3, batch_size=4), Phase(frames=5, steps=2, batch_size=2)]
 
@@ -35,26 +33,15 @@ def test_batches_depend_on_the_step_alone_so_a_resumed_run_sees_the_same_data():
     assert list(StepBatchSampler(10, PHASES, seed=4)) != full
 
 
-@pytest.fixture(scope="module")
-def curated(tmp_path_factory) -> Path:
-    """Smoke data rendered, curated, with controls (and the depth network they were measured by)."""
-    from longvie.controls.depth_estimator import train_depth_estimator
-    from longvie.controls.run import extract_controls
-
-    root = tmp_path_factory.mktemp("training")
-    config = compose(["profile=smoke", f"paths.root={root}"])
-    render_dataset(config)
-    curate(config, progress=False)
-    train_depth_estimator(config, progress=False)
-    extract_controls(config, progress=False)
-    return root
-
-
-def copy_project(curated: Path, target: Path) -> Path:
-    import shutil
-
-    shutil.copytree(curated / "data", target / "data")
-    return target
+def test_a_sampler_iterated_again_continues_from_the_current_step():
+    # Lightning iterates the loader again when it believes an epoch ended (it does after a
+    # resume): the second pass must start at the trainer's step, not replay the first one's.
+    step = {"now": 2}
+    sampler = StepBatchSampler(10, PHASES, seed=3, start_step=lambda: step["now"])
+    full = list(StepBatchSampler(10, PHASES, seed=3))
+    assert next(iter(sampler)) == full[2]
+    step["now"] = 3
+    assert list(sampler) == full[3:] and len(sampler) == 2
 
 
 KILLED_RUN = textwrap.dedent(

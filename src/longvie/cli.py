@@ -64,36 +64,35 @@ def _controls(config: LongvieConfig) -> int:
     return 0
 
 
-TRAIN_STAGES = ("base",)
+TRAIN_STAGES = ("base", "1", "2", "3")
 
 
 def _train(config: LongvieConfig, stage: str) -> int:
-    from longvie.training.base import train_base
+    if stage not in TRAIN_STAGES:
+        raise LongvieError(f"stage={stage!r}: choose one of {', '.join(TRAIN_STAGES)}")
+    if stage == "base":
+        from longvie.training.base import train_base
 
-    if stage != "base":
-        raise LongvieError(f"stage={stage!r}: the stages built so far are {TRAIN_STAGES}")
-    report = train_base(config)
-    reports = Path(config.paths.reports)
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / "train_base.json").write_text(json.dumps(report, indent=2) + "\n")
-    held_out = report["heldout"]
-    print(
-        f"train base: VAE {report['vae']['steps']} steps (held-out PSNR "
-        f"{report['vae']['heldout_psnr_db']} dB), DiT {report['steps']} steps, held-out "
-        f"flow-matching loss {held_out['flow_matching_loss_at_init']:.4f} at init -> "
-        f"{held_out['flow_matching_loss']:.4f}, {report['seconds']:.0f} s -> {report['model']}"
-    )
+        print_base_summary(train_base(config))
+        return 0
+    from longvie.training.stage_run import train_stage
+
+    print_stage_summary(train_stage(config, stage))
     return 0
 
 
 def _pipeline(config: LongvieConfig) -> int:
-    """The main job so far: render the default data when the profile has any, curate, controls."""
+    """The main job so far: render the default data when the profile has any, curate, controls,
+    then train the base and the three controller stages."""
     if config.synth.train_videos or config.synth.benchmark_videos:
         _synth(config)
     _curate(config)
     if config.controls.depth.kind == "longvie":
         _depth_estimator(config)
-    return _controls(config)
+    _controls(config)
+    for stage in TRAIN_STAGES:
+        _train(config, stage)
+    return 0
 
 
 def _show_config(config: LongvieConfig) -> int:
@@ -114,11 +113,39 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
     "controls": (_controls, "dense depth + sparse point-map controls for every curated video"),
     "pipeline": (
         _pipeline,
-        "the graph built so far: synth (if the profile has data), curate, depth-estimator, controls",
+        "the graph built so far: synth (if the profile has data), curate, depth-estimator, "
+        "controls, train base, 1, 2, 3",
     ),
-    "train": (None, "train a stage: `longvie train stage=base` (VAE + DiT pretraining on tiny)"),
+    "train": (None, "train a stage: `longvie train stage=base|1|2|3` (base: VAE + DiT on tiny; "
+              "1-3: the dual controller)"),
     "config": (_show_config, "print the composed, validated configuration"),
 }
+
+
+def print_base_summary(report: dict) -> None:
+    held_out = report["heldout"]
+    print(
+        f"train base: VAE {report['vae']['steps']} steps (held-out PSNR "
+        f"{report['vae']['heldout_psnr_db']} dB), DiT {report['steps']} steps, held-out "
+        f"flow-matching loss {held_out['flow_matching_loss_at_init']:.4f} at init -> "
+        f"{held_out['flow_matching_loss']:.4f}, {report['seconds']:.0f} s -> {report['model']}"
+    )
+
+
+def print_stage_summary(report: dict) -> None:
+    """The stage's held-out comparison: each figure after training, and before (in brackets)."""
+    held_out = report["heldout"]
+    previous = report["stage"].replace("stage", "")
+    figures = ", ".join(
+        f"{name.removeprefix('loss_')} {value:.4f}"
+        for name, value in held_out.items()
+        if name.startswith("loss_") and isinstance(value, float)
+    )
+    version = report.get("mlflow", {}).get("version")
+    print(f"train stage {previous}: {report['steps']} steps in {report['train_seconds']:.0f} s "
+          f"(all {report['seconds']:.0f} s); held-out flow-matching loss: {figures}"
+          + (f"; registered as longvie version {version}" if version else "")
+          + f" -> {report['model']}")
 
 
 def print_curation_summary(report: dict) -> None:

@@ -165,6 +165,38 @@ def _validate_model(config: LongvieConfig, need) -> None:
                  f"training.{name}.phases[{index}] needs steps >= 0 and batch_size >= 1")
     need(blocks.in_channels == 36 and blocks.out_channels == 16,
          "model.transformer: the I2V layout needs in_channels=36 and out_channels=16")
+    _validate_stages(config, need)
+
+
+def _validate_stages(config: LongvieConfig, need) -> None:
+    training = config.training
+    for name in ("stage1", "stage2", "stage3"):
+        stage = getattr(training, name)
+        need(stage.steps >= 1 and stage.batch_size >= 1,
+             f"training.{name} needs steps >= 1 and batch_size >= 1")
+        need(stage.learning_rate > 0, f"training.{name}.learning_rate must be positive")
+    stage1, stage3 = training.stage1, training.stage3
+    need(0.0 <= stage1.degrade_from_fraction <= 1.0,
+         "training.stage1.degrade_from_fraction must lie in [0, 1]")
+    need(0.0 <= stage1.feature_low <= stage1.feature_high,
+         "training.stage1 needs 0 <= feature_low <= feature_high")
+    for name in ("stage2", "stage3"):
+        stage = getattr(training, name)
+        for key in ("first_frame_p", "encoding_share", "drift_p"):
+            need(0.0 <= getattr(stage, key) <= 1.0, f"training.{name}.{key} must lie in [0, 1]")
+        need(stage.sampling_steps >= 12,
+             f"training.{name}.sampling_steps must be >= 12 (the deepest generation degradation)")
+    # N_H frames are the preceding clip's last j latent frames, each 4 pixel frames (its first
+    # latent holds one frame only), so N_H = 4j with j < that clip's latent frame count.
+    most = config.video.clip_frames - 1
+    for frames in stage3.history_frames:
+        need(0 < frames <= most and frames % 4 == 0,
+             f"training.stage3.history_frames: {frames} must be a positive multiple of 4 and at "
+             f"most {most} (video.clip_frames={config.video.clip_frames})")
+    need(bool(stage3.history_frames), "training.stage3.history_frames must not be empty")
+    need(0.0 <= stage3.no_history_p <= 1.0, "training.stage3.no_history_p must lie in [0, 1]")
+    need(0 <= stage3.history_encoding_rounds <= 10,
+         "training.stage3.history_encoding_rounds must lie in [0, 10]")
 
 
 CONTROL_SOURCES = ("engine", "estimated")

@@ -19,6 +19,7 @@ import numpy as np
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.plots import plot_losses
 
 REPORT_NAME = "depth_estimator.json"
 TRAINING_NAME = "training.json"
@@ -115,7 +116,7 @@ def train_depth_estimator(config: LongvieConfig, progress: bool = True, force: b
     }
     (staging / TRAINING_NAME).write_text(json.dumps(record, indent=2) + "\n")
     replace_directory(staging, out_dir)
-    _plot_losses(losses, Path(config.paths.reports) / PLOT_NAME)
+    plot_losses(losses, Path(config.paths.reports) / PLOT_NAME, "depth estimator")
     report = {**record, "skipped": False, "model": str(out_dir),
               "seconds": round(time.perf_counter() - started, 2)}
     _write_report(config, report, overwrite=True)
@@ -136,23 +137,3 @@ def _thinned(losses: list[float], points: int = 200) -> list[float]:
     return [round(float(np.mean(losses[i : i + step])), 5) for i in range(0, len(losses), step)]
 
 
-def _plot_losses(losses: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3), dpi=100)
-    axis.plot(np.arange(1, len(losses) + 1), losses, linewidth=0.6, alpha=0.4, label="step")
-    window = max(1, len(losses) // 50)
-    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-    axis.plot(np.arange(window, len(losses) + 1), smooth, label=f"mean of {window}")
-    axis.set_xlabel("step")
-    axis.set_ylabel("training loss")
-    axis.set_yscale("log")
-    axis.set_title("depth estimator")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)

@@ -36,6 +36,7 @@ from longvie.controls.normalise import (
 )
 from longvie.controls.pointmap import rectangle_half_sizes, render_point_map, track_colours
 from longvie.errors import LongvieError
+from longvie.plots import write_gif
 from longvie.synth.groundtruth import GroundTruth, grid_queries
 from longvie.video.io import VideoReadError, read_video
 
@@ -310,7 +311,7 @@ def _extract_into(
                 break
             preview.append(_preview_frame(preview_rgb[len(preview)], depth[t], point_map[t]))
     shutil.rmtree(scratch.folder)
-    _write_gif(staging / PREVIEW_NAME, preview[: config.controls.preview_frames], video.fps)
+    write_gif(staging / PREVIEW_NAME, preview[: config.controls.preview_frames], video.fps)
 
     meta = {
         "format": FORMAT_VERSION,
@@ -367,14 +368,3 @@ def _preview_frame(rgb: np.ndarray, depth: np.ndarray, point_map: np.ndarray) ->
     return np.concatenate([rgb, np.repeat(grey[..., None], 3, axis=2), point_map], axis=1)
 
 
-def _write_gif(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    from PIL import Image
-
-    if not frames:
-        return
-    zoom = max(1, 128 // frames[0].shape[0])  # tiny frames are enlarged to be seen at all
-    images = [
-        Image.fromarray(np.repeat(np.repeat(f, zoom, axis=0), zoom, axis=1)) for f in frames
-    ]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps),
-                   loop=0)

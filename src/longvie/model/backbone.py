@@ -41,7 +41,7 @@ def build_transformer(model: ModelConfig):
     from diffusers import WanTransformer3DModel
 
     if model.pretrained:
-        return _pretrained(WanTransformer3DModel, model, "transformer")
+        return load_part(WanTransformer3DModel, model.pretrained, "transformer", torch_dtype(model))
     return WanTransformer3DModel(**transformer_kwargs(model))
 
 
@@ -50,19 +50,19 @@ def build_vae(model: ModelConfig):
     from diffusers import AutoencoderKLWan
 
     if model.pretrained:
-        return _pretrained(AutoencoderKLWan, model, "vae")
+        return load_part(AutoencoderKLWan, model.pretrained, "vae", torch_dtype(model))
     return AutoencoderKLWan(**asdict(model.vae))
 
 
-def _pretrained(cls, model: ModelConfig, subfolder: str):
-    """``cls.from_pretrained`` with a clear error naming the key when the weights are missing."""
+def load_part(cls, source: str, subfolder: str, dtype: torch.dtype = torch.float32):
+    """``cls.from_pretrained(source, subfolder=...)`` with a clear error naming the source."""
     try:
-        return cls.from_pretrained(model.pretrained, subfolder=subfolder,
-                                   torch_dtype=torch_dtype(model))
+        return cls.from_pretrained(source, subfolder=subfolder, torch_dtype=dtype)
     except (OSError, ValueError) as error:
         raise LongvieError(
-            f"model.pretrained={model.pretrained!r}: cannot load {subfolder}/ ({error}); set a "
-            "local diffusers Wan folder, a cached hub id, or leave it empty to train from scratch"
+            f"model source {source!r} (model.pretrained or a trained stage): cannot load "
+            f"{subfolder}/ ({error}); give a local diffusers Wan folder, a cached hub id, or "
+            "leave model.pretrained empty to train from scratch"
         ) from error
 
 
@@ -88,6 +88,12 @@ def i2v_input(noisy: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
     batch, _, frames, height, width = noisy.shape
     mask = first_frame_mask(batch, frames, height, width, noisy.device, noisy.dtype)
     return torch.cat([noisy, mask, condition], dim=1)
+
+
+def unconditioned_input(noisy: torch.Tensor) -> torch.Tensor:
+    """``[noisy 16 | 0 | 0]``: no known frame (the text-to-image use of the I2V model)."""
+    zeros = noisy.new_zeros(noisy.shape[0], MASK_CHANNELS + LATENT_CHANNELS, *noisy.shape[2:])
+    return torch.cat([noisy, zeros], dim=1)
 
 
 class LatentCodec:

@@ -302,3 +302,42 @@ def degrade_first_frame(
     for b in drifted:
         kinds[b] += "+drift"
     return out, kinds
+
+
+def degrade_latent_video(
+    latents: Tensor,
+    p: float,
+    round_trip: Callable[[Tensor], Tensor],
+    regenerate: Callable[[Tensor, int, int], Tensor],
+    generator: torch.Generator,
+    *,
+    encoding_share: float = ENCODING_SHARE,
+    num_steps: int = NUM_SAMPLING_STEPS,
+    max_rounds: int = ENCODING_ROUNDS[-1],
+) -> tuple[Tensor, list[str]]:
+    """T applied to already-encoded frames (B, C, F, h, w): stage 3's history.
+
+    The same two branches and severities as :func:`degrade_first_frame`, on latents: the
+    encoding branch is ``round_trip`` (encode o decode of the whole latent video) K times with
+    K in 0..``max_rounds``, the generation branch ``regenerate(latents, t, num_steps)``. Samples are degraded one by one (a
+    history is degraded rarely, and a VAE round trip of a video is the costly part). No colour
+    drift: it is defined on pixels. Returns the latents and the per-sample kinds.
+    """
+    _check_probability(p)
+    _check_probability(encoding_share)
+    draws = _uniform((latents.shape[0], 2), generator).tolist()
+    out, kinds = latents.clone(), ["none"] * latents.shape[0]
+    with torch.no_grad():
+        for b, (apply, branch) in enumerate(draws):
+            if apply >= p:
+                continue
+            if branch < encoding_share:
+                rounds = sample_severity(ENCODING_ROUNDS[: max_rounds + 1], generator)
+                for _ in range(rounds):
+                    out[b : b + 1] = round_trip(out[b : b + 1]).to(out.dtype)
+                kinds[b] = f"encoding:{rounds}"
+            else:
+                steps = sample_severity(GENERATION_STEPS, generator)
+                out[b : b + 1] = regenerate(out[b : b + 1], steps, num_steps).to(out.dtype)
+                kinds[b] = f"generation:{steps}"
+    return out, kinds

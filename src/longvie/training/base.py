@@ -10,6 +10,8 @@ frames' loss weighted by (1 + lambda). The finished base is a diffusers-style fo
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
-from longvie.model.backbone import i2v_input, latent_frames
+from longvie.model.backbone import i2v_input, latent_frames, unconditioned_input
 from longvie.model.losses import early_frame_weights, weighted_flow_matching_loss
 from longvie.training.flow import noisy_and_target, sample_sigmas
 from longvie.training.sampling import Phase, phase_at, phases_from, step_rng, total_steps
@@ -40,9 +42,8 @@ def flow_matching_step(transformer, text_states: torch.Tensor, latents: torch.Te
     """The I2V flow-matching loss of one batch of clean latents (B, 16, F, h, w)."""
     sigmas = sample_sigmas(latents.shape[0], shift, generator)
     noisy, target, timesteps = noisy_and_target(latents, sigmas, generator)
-    inputs = i2v_input(noisy, condition_of(latents))
-    if not conditioned:
-        inputs[:, 16:] = 0  # no mask, no condition: the text-to-image phase
+    # Unconditioned: no mask, no condition (the text-to-image phase).
+    inputs = i2v_input(noisy, condition_of(latents)) if conditioned else unconditioned_input(noisy)
     prediction = transformer(inputs, timesteps, text_states).sample
     weights = frame_weights if frame_weights is not None else torch.ones(latents.shape[2])
     return weighted_flow_matching_loss(prediction, target, weights.to(prediction))
@@ -106,6 +107,9 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     from longvie.training.trainer import (
         StepDataModule,
         build_trainer,
+        claim_checkpoints,
+        data_stamp,
+        files_stamp,
         fit_resumable,
         mlflow_logger,
     )
@@ -129,7 +133,12 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
                         base.early_frame_lambda, base.shift, base.caption_dropout,
                         settings.trainer.seed)
     run_tags = {"longvie.step": "base", "longvie.part": "dit", **(tags or {})}
-    logger = mlflow_logger(config, "base/dit", run_tags) if log_mlflow else None
+    claim_checkpoints(config, STEP_NAME, {
+        "base": dataclasses.asdict(base), "model": dataclasses.asdict(model),
+        "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
+        "vae": files_stamp(str(vae_dir)), "data": data_stamp(config)})
+    logger = (mlflow_logger(config, "base/dit", run_tags, step_name=STEP_NAME) if log_mlflow
+              else None)
     held_out = LatentDataset(config, clip_records(config, ("val", "benchmark"), with_controls=True)
                              [: base.heldout_clips])
     # The same seed builds the same initial weights, so this is the loss training starts from.
@@ -148,7 +157,7 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     text_encoder.save_pretrained(staging / "text_encoder")
     shutil.copytree(Path(config.paths.models) / VAE_STEP / "model", staging / "vae")
     replace_directory(staging, out_dir)
-    return {
+    report = {
         "steps": steps,
         "seconds": round(time.perf_counter() - started, 2),
         "vae": vae_report,
@@ -161,3 +170,15 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
         },
         "model": str(out_dir),
     }
+    report_path = Path(config.paths.reports) / "train_base.json"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    if logger is not None:
+        from longvie.registry import log_and_register
+
+        logger.experiment.log_metric(logger.run_id, "base/heldout/flow_matching_loss",
+                                     report["heldout"]["flow_matching_loss"])
+        report["mlflow"] = log_and_register(config, logger.run_id, out_dir, "base",
+                                            report=report_path)
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -26,6 +26,9 @@ class ClipRecord:
     caption: str
     video: Path
     controls: Path | None
+    # The clip just before this one in the same shot (sharing its first frame), if any: the
+    # source of stage 3's history frames.
+    previous_clip_id: str | None = None
 
 
 def clip_records(config: LongvieConfig, splits: tuple[str, ...],
@@ -48,15 +51,28 @@ def clip_records(config: LongvieConfig, splits: tuple[str, ...],
         controls = {row.clip_id: Path(config.paths.controls) / row.path
                     for row in frame.itertuples()}
         clips = clips[clips["clip_id"].isin(controls)]
+    previous = previous_clips(clips)
     records = [
         ClipRecord(row.clip_id, row.source_id, row.split, row.caption, curated / row.path,
-                   controls.get(row.clip_id))
+                   controls.get(row.clip_id), previous.get(row.clip_id))
         for row in clips.itertuples()
     ]
     if not records:
         raise LongvieError(f"no curated clips in splits {splits}" +
                            (" with controls" if with_controls else ""))
     return records
+
+
+def previous_clips(clips) -> dict[str, str]:
+    """clip id -> the clip ending on its first frame in the same source and shot."""
+    ends = {(row.source_id, row.segment_index, row.frame_end - 1): row.clip_id
+            for row in clips.itertuples()}
+    found = {}
+    for row in clips.itertuples():
+        before = ends.get((row.source_id, row.segment_index, row.frame_start))
+        if before is not None and before != row.clip_id:
+            found[row.clip_id] = before
+    return found
 
 
 def video_tensor(frames: np.ndarray) -> torch.Tensor:

@@ -7,7 +7,7 @@ run would have seen: no step is repeated with other data, none is skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,15 +48,24 @@ def step_rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
 
 
 class StepBatchSampler(Sampler[list[int]]):
-    """Yields the batch of dataset indices for every step from ``start_step`` to ``end_step``."""
+    """Yields the batch of dataset indices for every step from the start step to ``end_step``.
+
+    ``start_step`` may be a callable (the trainer's current step), read each time iteration
+    begins: Lightning iterates the loader again when it thinks an epoch ended (it does after a
+    resume), and a fixed start would then replay the batches from the resume point.
+    """
 
     def __init__(self, dataset_size: int, phases: Sequence[Phase], seed: int,
-                 start_step: int = 0, end_step: int | None = None) -> None:
+                 start_step: int | Callable[[], int] = 0, end_step: int | None = None) -> None:
         if dataset_size < 1:
             raise ValueError("no training samples")
         self.size, self.phases, self.seed = dataset_size, list(phases), seed
-        self.start = start_step
+        self._start = start_step
         self.end = total_steps(self.phases) if end_step is None else end_step
+
+    @property
+    def start(self) -> int:
+        return self._start() if callable(self._start) else self._start
 
     def batch(self, step: int) -> list[int]:
         size = phase_at(self.phases, step).batch_size

@@ -31,19 +31,94 @@ def resume_path(config: LongvieConfig, step_name: str) -> str | None:
     return str(last) if last.is_file() else None
 
 
-def mlflow_logger(config: LongvieConfig, run_name: str, extra_tags: dict[str, str] | None = None):
-    """Lightning's MLflow logger on the project's store (experiment created with our artifacts)."""
+RUN_ID_FILE = "mlflow_run_id"
+
+
+SETTINGS_FILE = "settings.json"
+
+
+def without_steps(value):
+    """``value`` with every ``steps`` key dropped: asking for more steps continues a run."""
+    if isinstance(value, dict):
+        return {k: without_steps(v) for k, v in value.items() if k != "steps"}
+    if isinstance(value, list):
+        return [without_steps(v) for v in value]
+    return value
+
+
+def claim_checkpoints(config: LongvieConfig, step_name: str, settings: dict) -> bool:
+    """Keep ``step_name``'s checkpoints only if they were made with ``settings`` (step counts
+    aside); otherwise delete them so the step starts afresh. Returns True when they were kept.
+
+    Without this a changed learning rate or start model (``dvc repro`` after an edit) would
+    silently continue the old run.
+    """
+    import json
+    import shutil
+
+    folder = checkpoint_dir(config, step_name).parent
+    record = folder / SETTINGS_FILE
+    wanted = json.dumps(without_steps(settings), sort_keys=True, default=str)
+    kept = record.is_file() and record.read_text() == wanted
+    if not kept:
+        shutil.rmtree(checkpoint_dir(config, step_name), ignore_errors=True)
+        (folder / RUN_ID_FILE).unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    record.write_text(wanted)
+    return kept
+
+
+def files_stamp(source: str) -> list:
+    """Content stamp of a model folder or file (md5 per file; size + mtime above 256 MB, where
+    hashing would cost minutes); a hub id stands for itself."""
+    import hashlib
+
+    root = Path(source)
+    if not root.exists():
+        return [source]
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    stamp = []
+    for path in files:
+        size = path.stat().st_size
+        digest = (hashlib.md5(path.read_bytes()).hexdigest() if size < 256 * 2**20
+                  else f"{size}:{path.stat().st_mtime_ns}")
+        stamp.append((path.name if path == root else str(path.relative_to(root)), digest))
+    return stamp
+
+
+def data_stamp(config: LongvieConfig) -> list:
+    """The clip table and controls index a step trained on."""
+    return [files_stamp(str(Path(config.paths.curated) / "clips.parquet")),
+            files_stamp(str(Path(config.paths.controls) / "controls.parquet"))]
+
+
+def mlflow_logger(config: LongvieConfig, run_name: str,
+                  extra_tags: dict[str, str] | None = None, step_name: str | None = None):
+    """Lightning's MLflow logger on the project's store (experiment created with our artifacts).
+
+    With ``step_name``, a step resumed from its checkpoints continues the MLflow run it started
+    (the run id is kept beside the checkpoints), so one stage is one run even across a kill.
+    """
     from lightning.pytorch.loggers import MLFlowLogger
 
     from longvie.tracking import ensure_experiment, standard_tags, tracking_uri
 
     ensure_experiment(config)
-    return MLFlowLogger(
+    run_id = None
+    id_file = checkpoint_dir(config, step_name).parent / RUN_ID_FILE if step_name else None
+    if id_file is not None and id_file.is_file() and resume_path(config, step_name):
+        run_id = id_file.read_text().strip() or None
+    logger = MLFlowLogger(
         experiment_name=config.mlflow.experiment,
         run_name=run_name,
         tracking_uri=tracking_uri(config),
         tags={**standard_tags(config), **(extra_tags or {})},
+        run_id=run_id,
     )
+    if id_file is not None:
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(logger.run_id + "\n")
+    return logger
 
 
 def build_trainer(config: LongvieConfig, step_name: str, max_steps: int, logger=None,
@@ -91,10 +166,11 @@ def fit_resumable(trainer: L.Trainer, module: L.LightningModule, datamodule,
         # Our own checkpoints hold tensors and plain containers only: never unpickle code.
         state = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)
         if state["global_step"] >= trainer.max_steps:
-            module.load_state_dict(state["state_dict"])
+            module.load_state_dict(state["state_dict"], strict=module.strict_loading)
+            module.on_load_checkpoint(state)
             return int(state["global_step"])
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-    trainer.save_checkpoint(checkpoint_dir(config, step_name) / LAST)
+    trainer.save_checkpoint(checkpoint_dir(config, step_name) / LAST, weights_only=False)
     return trainer.global_step
 
 
@@ -111,10 +187,13 @@ class StepDataModule(L.LightningDataModule):
         if self.dataset is None:
             self.dataset = self.make_dataset()
 
+    def current_step(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
+
     def train_dataloader(self) -> DataLoader:
-        start = self.trainer.global_step if self.trainer is not None else 0
         sampler = StepBatchSampler(len(self.dataset), self.phases,
-                                   self.config.training.trainer.seed, start_step=start,
+                                   self.config.training.trainer.seed,
+                                   start_step=self.current_step,
                                    end_step=total_steps(self.phases))
         return DataLoader(self.dataset, batch_sampler=sampler,
                           num_workers=self.config.training.trainer.num_workers)

@@ -9,6 +9,7 @@ step's own random stream, so a resumed run reproduces the uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -82,6 +83,8 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     from longvie.training.trainer import (
         StepDataModule,
         build_trainer,
+        claim_checkpoints,
+        data_stamp,
         fit_resumable,
         mlflow_logger,
     )
@@ -94,7 +97,12 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     module = VaeModule(vae, phases, settings.vae.learning_rate, settings.vae.kl_weight,
                        settings.trainer.seed)
     run_tags = {"longvie.step": "base", "longvie.part": "vae", **(tags or {})}
-    logger = mlflow_logger(config, "base/vae", run_tags) if log_mlflow else None
+    claim_checkpoints(config, STEP_NAME, {
+        "vae": dataclasses.asdict(settings.vae), "model": dataclasses.asdict(config.model.vae),
+        "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
+        "data": data_stamp(config)})
+    logger = (mlflow_logger(config, "base/vae", run_tags, step_name=STEP_NAME) if log_mlflow
+              else None)
     trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
     data = StepDataModule(config, phases, lambda: ClipDataset(
         clip_records(config, ("train",)), config.training.trainer.preload))

@@ -133,6 +133,13 @@ def read_video(path: Path) -> tuple[np.ndarray, float]:
     return np.stack(frames), fps
 
 
+def first_frame(path: Path) -> np.ndarray:
+    """The first decodable frame (rgb uint8 HxWx3), without decoding the rest."""
+    for _, frame in iter_frames(path):
+        return frame
+    raise VideoReadError(f"{path}: no decodable frame")
+
+
 def _ffmpeg_reason(error: BaseException) -> str:
     text = getattr(error, "strerror", None) or str(error)
     return str(text).split(": '")[0].strip()

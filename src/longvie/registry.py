@@ -1,0 +1,51 @@
+"""The MLflow model registry side of training: every finished stage becomes a model version.
+
+A version's source is the stage's model folder logged as the run artifact ``model`` (a folder of
+safetensors / diffusers parts and ``longvie.json``: nothing to unpickle). Versions are only ever
+added, never overwritten; aliases (``champion``, ``challenger``) are the promotion gate's job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from longvie.config import LongvieConfig
+
+MODEL_ARTIFACT = "model"
+
+
+def ensure_registered_model(client, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(
+                name, description="LongVie-style controllable long-video generator "
+                "(Wan I2V DiT + dense/sparse dual controller)")
+        except MlflowException:
+            client.get_registered_model(name)  # created by a concurrent run meanwhile
+
+
+def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage: str,
+                     pictures: list[Path] = (), report: Path | None = None) -> dict:
+    """Log the model folder (+ pictures, report) to ``run_id`` and register it as a version."""
+    from mlflow import MlflowClient
+
+    from longvie.tracking import standard_tags, tracking_uri
+
+    client = MlflowClient(tracking_uri(config))
+    client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
+    for picture in pictures:
+        client.log_artifact(run_id, str(picture), "pictures")
+    if report is not None:
+        client.log_artifact(run_id, str(report), "reports")
+    name = config.mlflow.registered_model
+    ensure_registered_model(client, name)
+    artifact_uri = client.get_run(run_id).info.artifact_uri
+    tags = {**standard_tags(config), "longvie.stage": stage}
+    version = client.create_model_version(name, f"{artifact_uri}/{MODEL_ARTIFACT}", run_id=run_id,
+                                          tags=tags, description=f"{stage} of profile "
+                                          f"{config.profile_name}")
+    return {"run_id": run_id, "registered_model": name, "version": int(version.version)}

@@ -1,0 +1,158 @@
+"""``longvie train stage=1|2|3``: train one controller stage from the previous stage's folder.
+
+Writes ``paths.models/stage<N>/model`` (see :mod:`longvie.model.folder`), the report
+``reports/train_<N>.json`` with the held-out comparisons, a loss plot and a sample GIF; with
+MLflow on, one run per stage (resumed together with the checkpoints) holding the flattened
+config, per-step losses, held-out figures and artifacts, and a new version of the registered
+model tagged with the stage, data hash and git commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from longvie.config import LongvieConfig
+from longvie.errors import LongvieError
+from longvie.training.stages import STAGES, StageSpec
+
+
+def model_dir(config: LongvieConfig, step_name: str) -> Path:
+    return Path(config.paths.models) / step_name / "model"
+
+
+def start_source(config: LongvieConfig, spec: StageSpec) -> str:
+    """The folder (or hub id) this stage starts from."""
+    if spec.previous == "base" and config.model.pretrained:
+        return config.model.pretrained
+    folder = model_dir(config, spec.previous)
+    if not folder.is_dir():
+        previous = "base" if spec.previous == "base" else spec.previous.removeprefix("stage")
+        raise LongvieError(f"{folder} does not exist: stage {spec.number} starts from it "
+                           f"(run `longvie train stage={previous}` first)")
+    return str(folder)
+
+
+def stage_records(config: LongvieConfig, spec: StageSpec, splits: tuple[str, ...]):
+    """Clips with controls; stage 3 keeps those with a preceding clip (their history)."""
+    from longvie.training.clips import clip_records
+
+    records = clip_records(config, splits, with_controls=True)
+    if spec.history:
+        records = [r for r in records if r.previous_clip_id is not None]
+        if not records:
+            raise LongvieError(f"no clip in splits {splits} has a preceding clip in its shot: "
+                               "stage 3 needs history frames (longer videos)")
+    return records
+
+
+def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlflow: bool = True,
+                callbacks: tuple = (), tags: dict[str, str] | None = None) -> dict:
+    import lightning as L
+
+    from longvie.model.folder import load_generator, save_stage_model
+    from longvie.plots import plot_losses
+    from longvie.tracking import flatten
+    from longvie.training.heldout import degraded_conditions, measure
+    from longvie.training.sampling import Phase
+    from longvie.training.samples import write_sample_gif
+    from longvie.training.stage_data import StageDataset
+    from longvie.training.stages import ControllerModule
+    from longvie.training.trainer import (
+        StepDataModule,
+        build_trainer,
+        claim_checkpoints,
+        data_stamp,
+        files_stamp,
+        fit_resumable,
+        mlflow_logger,
+        resume_path,
+    )
+
+    if key not in STAGES:
+        raise LongvieError(f"stage={key!r}: the controller stages are {sorted(STAGES)}")
+    spec = STAGES[key]
+    settings = getattr(config.training, spec.name)
+    started = time.perf_counter()
+    source = start_source(config, spec)
+    L.seed_everything(config.training.trainer.seed, workers=True, verbose=False)
+    parts = load_generator(source, config.model, with_controller=True)
+    if config.training.trainer.gradient_checkpointing:
+        parts.transformer.base.enable_gradient_checkpointing()
+    base = config.training.base
+    module = ControllerModule(spec, settings, parts.transformer, parts.text_encoder, parts.vae,
+                              base.shift, base.caption_dropout, config.training.trainer.seed,
+                              config.model.condition_encoding)
+    inputs = dataclasses.replace(spec.inputs(config.model.condition_encoding), first_frame=True)
+    held_out = StageDataset(config, stage_records(config, spec, ("val", "benchmark"))
+                            [: settings.heldout_clips], inputs)
+    conditions, kinds = (degraded_conditions(module, held_out) if spec.first_frame_degradation
+                         else (None, None))
+    before = measure(module, held_out, conditions)
+
+    train_records = stage_records(config, spec, ("train",))
+    claim_checkpoints(config, spec.name, {
+        "stage": dataclasses.asdict(settings), "model": dataclasses.asdict(config.model),
+        "base": dataclasses.asdict(config.training.base), "video": dataclasses.asdict(config.video),
+        "seed": config.training.trainer.seed, "start": files_stamp(source),
+        "data": data_stamp(config)})
+    resumed = resume_path(config, spec.name) is not None
+    run_tags = {"longvie.step": spec.name, **(tags or {})}
+    logger = (mlflow_logger(config, spec.name, run_tags, step_name=spec.name) if log_mlflow
+              else None)
+    if logger is not None and not resumed:
+        logger.log_hyperparams(flatten(dataclasses.asdict(config)))
+    phases = [Phase(config.video.clip_frames, settings.steps, settings.batch_size)]
+    trainer = build_trainer(config, spec.name, settings.steps, logger, progress, callbacks)
+    data = StepDataModule(config, phases, lambda: StageDataset(
+        config, train_records, spec.inputs(config.model.condition_encoding)))
+    module.transformer.train()
+    train_started = time.perf_counter()
+    steps = fit_resumable(trainer, module, data, config, spec.name)
+    train_seconds = time.perf_counter() - train_started
+    after = measure(module, held_out, conditions)
+
+    out_dir = save_stage_model(model_dir(config, spec.name), spec.name, module.transformer,
+                               source, base_changed=spec.trains_base_attention,
+                               extra={"started_from": source})
+    reports = Path(config.paths.reports)
+    pictures = [plot_losses(module.losses, reports / f"train_{key}_loss.png",
+                            f"stage {key}: training loss")] if module.losses else []
+    gif = write_sample_gif(module, held_out, reports / f"train_{key}_sample.gif", config.video.fps)
+    pictures += [gif] if gif is not None else []
+    heldout = {f"loss_{name}": value for name, value in after.items()}
+    heldout |= {f"loss_{name}_{spec.previous}": value for name, value in before.items()}
+    heldout["clips"] = len(held_out)
+    if kinds is not None:
+        heldout["degradations"] = kinds
+    report = {
+        "stage": spec.name,
+        "steps": steps,
+        "seconds": round(time.perf_counter() - started, 2),
+        "train_seconds": round(train_seconds, 2),
+        "train_clips": len(train_records),
+        "started_from": source,
+        "heldout": heldout,
+        "final_loss": round(sum(module.losses[-50:]) / max(1, len(module.losses[-50:])), 5),
+        "model": str(out_dir),
+    }
+    report_path = reports / f"train_{key}.json"
+    reports.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    if logger is not None:
+        report["mlflow"] = _log_outcome(config, logger, spec, report, out_dir, pictures,
+                                        report_path)
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _log_outcome(config, logger, spec, report, out_dir, pictures, report_path) -> dict:
+    from longvie.registry import log_and_register
+
+    client = logger.experiment
+    for name, value in report["heldout"].items():
+        if isinstance(value, float):
+            client.log_metric(logger.run_id, f"{spec.name}/heldout/{name}", value)
+    return log_and_register(config, logger.run_id, out_dir, spec.name, pictures, report_path)

@@ -1,0 +1,349 @@
+"""Controller stages 1, 2 and 3 (DESIGN.md §3.3-3.5): one LightningModule, three settings.
+
+Every stage trains the same flow-matching step of the I2V DiT with the dual controller, on
+cached latents, starting from the previous stage's folder (stage 1 from the base, with a fresh
+zero-initialised controller). What differs is switched on by the stage's :class:`StageSpec`:
+
+- stage 1 degrades the dense control in the last third of its steps (features scaled, depth
+  blurred and re-mixed across scales, then encoded again);
+- stage 2 replaces the conditioning frame by T(I) with p = 0.2 (VAE round trips, or a partial
+  regeneration by the model itself, plus a colour drift);
+- stage 3 keeps stage 2's T(I), prepends history latents of the preceding clip (themselves
+  degraded by T) and adds the boundary weights and the L_deg / L_gt / L_cons terms; the base's
+  self-attention trains too, at a lower learning rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+
+from longvie.model.backbone import LatentCodec, i2v_input, unconditioned_input
+from longvie.model.degradations import (
+    degrade_dense_video,
+    degrade_first_frame,
+    degrade_latent_video,
+    sample_dense_feature_scale,
+)
+from longvie.model.flow_sampler import renoise_and_denoise
+from longvie.model.losses import boundary_weights, stage3_loss, weighted_flow_matching_loss
+from longvie.training.base import condition_of
+from longvie.training.flow import noisy_and_target, sample_sigmas
+from longvie.training.sampling import step_rng
+from longvie.training.stage_data import StageInputs
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    number: int
+    previous: str  # the step whose model folder this stage starts from
+    dense_degradation: bool = False
+    first_frame_degradation: bool = False
+    history: bool = False
+    trains_base_attention: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"stage{self.number}"
+
+    def inputs(self, condition_encoding: str) -> StageInputs:
+        return StageInputs(
+            depth_video=self.dense_degradation,
+            # The joint condition encoding needs the pixel frame even for a clean condition.
+            first_frame=self.first_frame_degradation or condition_encoding == "joint",
+            previous_latents=self.history,
+        )
+
+
+STAGES = {
+    "1": StageSpec(1, "base", dense_degradation=True),
+    "2": StageSpec(2, "stage1", first_frame_degradation=True),
+    "3": StageSpec(3, "stage2", first_frame_degradation=True, history=True,
+                   trains_base_attention=True),
+}
+
+
+def control_input(latents: torch.Tensor) -> torch.Tensor:
+    """A control video's latents in the 36-channel layout: [latent | mask | first latent + 0]."""
+    return i2v_input(latents, condition_of(latents))
+
+
+def history_input(history: torch.Tensor) -> torch.Tensor:
+    """History latents (B, 16, F_h, h, w) as known frames: [latent | mask = 1 | latent]."""
+    mask = history.new_ones(history.shape[0], 4, *history.shape[2:])
+    return torch.cat([history, mask, history], dim=1)
+
+
+@dataclass
+class FlowBatch:
+    """One batch as the flow-matching step sees it (latents (B, 16, F, h, w))."""
+
+    latents: torch.Tensor
+    condition: torch.Tensor  # the I2V condition latents: frame 0 known, zeros after
+    text: torch.Tensor
+    dense: torch.Tensor | None = None
+    sparse: torch.Tensor | None = None
+    dense_scale: torch.Tensor | None = None
+    history: torch.Tensor | None = None
+
+
+def flow_matching_terms(transformer, batch: FlowBatch, generator: torch.Generator, shift: float,
+                        stage3_weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch; ``stage3_weights`` adds stage 3's boundary weights + terms.
+
+    Without them: ``{"total": plain flow-matching MSE}``. With them ẑ_0, the clean first latent
+    the prediction implies (x_t - s v), is tied to the degraded condition (low frequencies), the
+    ground truth (high frequencies) and the end of the history (no history: that term is 0).
+
+    The end of the history, z_H[-1], is taken as the condition latent z~_I: clips overlap by one
+    frame, so the last history frame *is* the conditioning frame (at generation time both are
+    the last generated frame). The history's own last latent is no substitute: the causal VAE
+    packs four frames into it, while ẑ_0 encodes one frame alone, and pulling one towards the
+    other wrecked frame 0 (held-out frame-0 loss 0.03 -> 3.3 in a first run).
+    """
+    latents = batch.latents
+    sigmas = sample_sigmas(latents.shape[0], shift, generator)
+    noisy, target, timesteps = noisy_and_target(latents, sigmas, generator)
+    prediction = transformer(
+        i2v_input(noisy, batch.condition), timesteps, batch.text,
+        dense=None if batch.dense is None else control_input(batch.dense),
+        sparse=None if batch.sparse is None else control_input(batch.sparse),
+        history=None if batch.history is None else history_input(batch.history),
+        dense_scale=batch.dense_scale,
+    )
+    frames = latents.shape[2]
+    if stage3_weights is None:
+        return {"total": weighted_flow_matching_loss(prediction, target,
+                                                     torch.ones(frames).to(prediction))}
+    diffusion = weighted_flow_matching_loss(prediction, target,
+                                            boundary_weights(frames).to(prediction))
+    level = sigmas.to(prediction).view(-1, 1, 1, 1)
+    first = noisy[:, :, 0] - level * prediction[:, :, 0]
+    end_of_history = batch.condition[:, :, 0] if batch.history is not None else first.detach()
+    return stage3_loss(diffusion, first, batch.condition[:, :, 0], latents[:, :, 0],
+                       end_of_history, **stage3_weights)
+
+
+@dataclass
+class FrozenParts:
+    """The text encoder and VAE a stage uses but never trains. Kept out of the module's children
+    so they stay in eval mode and out of the checkpoints; moved with the module's device."""
+
+    text_encoder: torch.nn.Module
+    vae: torch.nn.Module
+
+    def to(self, device: torch.device) -> None:
+        self.text_encoder.to(device).eval().requires_grad_(False)
+        self.vae.to(device).eval().requires_grad_(False)
+
+
+class ControllerModule(L.LightningModule):
+    """The controller stages' training step; checkpoints hold the trained weights only."""
+
+    def __init__(self, spec: StageSpec, settings, transformer, text_encoder, vae, shift: float,
+                 caption_dropout: float, seed: int, condition_encoding: str) -> None:
+        super().__init__()
+        self.spec, self.settings = spec, settings
+        self.transformer = transformer
+        self.frozen = FrozenParts(text_encoder, vae)
+        self.frozen.to(torch.device("cpu"))
+        self.codec = LatentCodec(vae)
+        self.shift, self.caption_dropout, self.seed = shift, caption_dropout, seed
+        self.condition_encoding = condition_encoding
+        self.strict_loading = False  # frozen weights come from the previous stage, not the ckpt
+        self.losses: list[float] = []
+        self._configure_trainable()
+
+    @property
+    def text_encoder(self) -> torch.nn.Module:
+        return self.frozen.text_encoder
+
+    def on_fit_start(self) -> None:
+        self.frozen.to(self.device)
+
+    def _configure_trainable(self) -> None:
+        from longvie.model.controller import freeze_base, unfreeze_base_self_attention
+
+        if self.spec.trains_base_attention:
+            unfreeze_base_self_attention(self.transformer)
+        else:
+            freeze_base(self.transformer)
+        self.transformer.controller.requires_grad_(True)
+
+    def trainable_names(self) -> set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    # --- the step -----------------------------------------------------------------------------
+
+    def step_generator(self, step: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + 7_919 * self.spec.number
+                                             + step)
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        terms, flow = self.step_terms(batch, self.global_step)
+        loss = terms["total"]
+        self.losses.append(float(loss.detach()))
+        logged = {f"{self.spec.name}/{k}": v.detach() for k, v in terms.items() if k != "total"}
+        logged[f"{self.spec.name}/loss"] = loss.detach()
+        if self.spec.history:
+            logged[f"{self.spec.name}/history_latents"] = float(
+                0 if flow.history is None else flow.history.shape[2])
+        self.log_dict(logged, prog_bar=True, batch_size=flow.latents.shape[0])
+        return loss
+
+    def step_terms(self, batch: dict, step: int) -> tuple[dict[str, torch.Tensor], FlowBatch]:
+        """The loss terms of optimizer step ``step`` (a pure function of the batch and step)."""
+        generator = self.step_generator(step)
+        flow = self.flow_batch(batch, step, generator)
+        weights = None
+        if self.spec.history:
+            weights = {"w_deg": self.settings.w_deg, "w_gt": self.settings.w_gt,
+                       "w_cons": self.settings.w_cons}
+        return flow_matching_terms(self.transformer, flow, generator, self.shift, weights), flow
+
+    def flow_batch(self, batch: dict, step: int, generator: torch.Generator) -> FlowBatch:
+        """The batch with this stage's degradations applied (all draws from ``generator``)."""
+        latents, dense = batch["video"], batch["dense"]
+        rng = step_rng(self.seed, step, stream=2)
+        captions = ["" if rng.random() < self.caption_dropout else c for c in batch["caption"]]
+        with torch.no_grad():
+            text = self.text_encoder.encode(captions)
+        condition = self.clean_condition(batch)
+        dense_scale = None
+        if self.spec.dense_degradation and step >= self.degrade_from_step():
+            settings = self.settings
+            dense_scale = sample_dense_feature_scale(latents.shape[0], settings.feature_p,
+                                                     settings.feature_low, settings.feature_high,
+                                                     generator)
+            dense = self.degraded_dense(batch["depth"], dense, generator)
+        if self.spec.first_frame_degradation:
+            condition = self.degraded_condition(batch["first_frame"], condition, generator)
+        history = self.history(batch["previous"], generator) if self.spec.history else None
+        return FlowBatch(latents, condition, text, dense, batch["sparse"], dense_scale, history)
+
+    def degrade_from_step(self) -> int:
+        return int(round(self.settings.steps * self.settings.degrade_from_fraction))
+
+    def clean_condition(self, batch: dict) -> torch.Tensor:
+        """The cached latent frame 0 (``first_frame`` encoding), or the frame encoded jointly."""
+        if self.condition_encoding == "joint":
+            return self.encode_condition(batch["first_frame"], batch["video"])
+        return condition_of(batch["video"])
+
+    def encode_condition(self, frames: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Condition latents shaped like ``like`` (B, 16, F, h, w) of frames (B, 3, H, W)."""
+        pixel_frames = (like.shape[2] - 1) * 4 + 1
+        with torch.no_grad():
+            return self.codec.condition(frames, pixel_frames, self.condition_encoding)
+
+    # --- stage 1: dense degradation ------------------------------------------------------------
+
+    def degraded_dense(self, depth: torch.Tensor, dense: torch.Tensor,
+                       generator: torch.Generator) -> torch.Tensor:
+        """Data-level degradation of the depth videos (B, 1, T, H, W) in [0, 1], re-encoded."""
+        degraded, applied = degrade_dense_video(depth, self.settings.data_p, generator)
+        if not bool(applied.any()):
+            return dense
+        video = (degraded[applied] * 2 - 1).expand(-1, 3, -1, -1, -1)
+        dense = dense.clone()
+        with torch.no_grad():
+            dense[applied] = self.codec.encode(video).to(dense)
+        return dense
+
+    # --- stages 2 and 3: the degraded first frame T(I) -----------------------------------------
+
+    def degraded_condition(self, first_frame: torch.Tensor, condition: torch.Tensor,
+                           generator: torch.Generator,
+                           p: float | None = None) -> torch.Tensor:
+        frames, kinds = self.degrade_frames(first_frame, generator, p)
+        changed = [i for i, kind in enumerate(kinds) if kind != "none"]
+        if not changed:
+            return condition
+        condition = condition.clone()
+        condition[changed] = self.encode_condition(frames[changed], condition)
+        return condition
+
+    def degrade_frames(self, first_frame: torch.Tensor, generator: torch.Generator,
+                       p: float | None = None) -> tuple[torch.Tensor, list[str]]:
+        codec, settings = self.codec, self.settings
+
+        def encode(image):
+            return codec.encode(image.unsqueeze(2))
+
+        def decode(latent):
+            return codec.decode(latent)[:, :, 0]
+
+        def regenerate(latent, steps_back, num_steps):
+            return renoise_and_denoise(self.unconditional_velocity(latent), latent, steps_back,
+                                       num_steps, self.shift, generator)
+
+        return degrade_first_frame(
+            first_frame, settings.first_frame_p if p is None else p,
+            lambda image: decode(encode(image)), encode, regenerate, decode, generator,
+            encoding_share=settings.encoding_share, drift_p=settings.drift_p,
+            num_steps=settings.sampling_steps,
+        )
+
+    def unconditional_velocity(self, like: torch.Tensor):
+        """The model as a text-to-image denoiser with the empty caption (no frame, no control):
+        how the generation degradation regenerates a frame with the model itself."""
+        text = self.text_encoder.encode([""] * like.shape[0])
+
+        def velocity(x, timesteps):
+            return self.transformer(unconditioned_input(x), timesteps, text)
+
+        return velocity
+
+    # --- stage 3: history ----------------------------------------------------------------------
+
+    def history(self, previous: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
+        """The last N_H / 4 latents of the preceding clips, degraded by T; None with p."""
+        settings = self.settings
+        if float(torch.rand(1, generator=generator)) < settings.no_history_p:
+            return None
+        choice = int(torch.randint(len(settings.history_frames), (1,), generator=generator))
+        count = settings.history_frames[choice] // 4
+        degraded, _ = degrade_latent_video(
+            previous, settings.first_frame_p, self.round_trip, self.regenerate_video(generator),
+            generator, encoding_share=settings.encoding_share, num_steps=settings.sampling_steps,
+            max_rounds=settings.history_encoding_rounds)
+        return degraded[:, :, -count:]
+
+    def round_trip(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.codec.encode(self.codec.decode(latents))
+
+    def regenerate_video(self, generator: torch.Generator):
+        def regenerate(latents, steps_back, num_steps):
+            text = self.text_encoder.encode([""] * latents.shape[0])
+            condition = condition_of(latents)
+
+            def velocity(x, timesteps):
+                return self.transformer(i2v_input(x, condition), timesteps, text)
+
+            return renoise_and_denoise(velocity, latents, steps_back, num_steps, self.shift,
+                                       generator)
+
+        return regenerate
+
+    # --- optimisation and checkpoints ----------------------------------------------------------
+
+    def configure_optimizers(self):
+        settings = self.settings
+        controller = [p for p in self.transformer.controller.parameters() if p.requires_grad]
+        groups = [{"params": controller, "lr": settings.learning_rate}]
+        if self.spec.trains_base_attention:
+            attention = [p for p in self.transformer.base.parameters() if p.requires_grad]
+            groups.append({"params": attention, "lr": settings.base_attention_learning_rate})
+        return torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trainable = self.trainable_names()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                    if k in trainable}
+        checkpoint["longvie_losses"] = list(self.losses)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.losses = [float(v) for v in checkpoint.get("longvie_losses", [])]
+
