@@ -349,6 +349,27 @@ def test_no_control_residual_reaches_the_history_tokens(model, inputs):
     assert not torch.allclose(out_first, out_second, atol=1e-4)
 
 
+def test_history_tokens_are_modulated_as_clean_frames(model, inputs):
+    history = randn(2, 36, 2, 8, 8, seed=31)
+    seen = {}
+    hook = model.base.blocks[0].register_forward_pre_hook(lambda m, a: seen.update(time=a[2]))
+    run(model, inputs, history=history)
+    hook.remove()
+    time = seen["time"]
+    history_tokens = 2 * FRAME_TOKENS
+    assert time.shape == (2, history_tokens + CLIP_TOKENS, 6, model.base.config.num_attention_heads
+                          * model.base.config.attention_head_dim)
+    with torch.no_grad():
+        _, at_sample, _ = model._conditions(inputs["timestep"], inputs["encoder_hidden_states"],
+                                            None)
+        _, at_zero, _ = model._conditions(torch.zeros(2), inputs["encoder_hidden_states"], None)
+    assert torch.equal(time[:, :history_tokens], at_zero.unsqueeze(1).expand_as(
+        time[:, :history_tokens]))
+    assert torch.equal(time[:, history_tokens:], at_sample.unsqueeze(1).expand_as(
+        time[:, history_tokens:]))
+    assert not torch.equal(at_zero, at_sample)
+
+
 def test_history_none_behaves_as_without_history(model, inputs):
     perturb(model.controller)
     both = controls(10)

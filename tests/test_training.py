@@ -98,7 +98,21 @@ def test_a_finished_run_continues_when_given_more_steps(curated, tmp_path):
     more = train_vae(compose(["profile=smoke", f"paths.root={root}",
                               "training.vae.phases.2.steps=4"]), progress=False, log_mlflow=False)
     assert (first["steps"], more["steps"]) == (7, 9)
-    assert AutoencoderKLWan.from_pretrained(more["model"]).config.base_dim == 4
+    vae = AutoencoderKLWan.from_pretrained(more["model"])
+    assert vae.config.base_dim == 4
+    # The latent statistics were measured on the training clips: the codec's latents of those
+    # clips have zero mean and unit variance per channel.
+    from longvie.model.backbone import LatentCodec
+    from longvie.training.clips import ClipDataset, clip_records
+
+    clips = ClipDataset(clip_records(compose(["profile=smoke", f"paths.root={root}"]),
+                                     ("train",)), preload=False)
+    with torch.no_grad():
+        latents = torch.cat([LatentCodec(vae.eval()).encode(clips[i]["video"].unsqueeze(0))
+                             for i in range(len(clips))])
+    channels = latents.transpose(0, 1).flatten(1)
+    assert torch.allclose(channels.mean(dim=1), torch.zeros(16), atol=1e-3)
+    assert torch.allclose(channels.std(dim=1), torch.ones(16), atol=1e-3)
     assert 5.0 < more["heldout_psnr_db"] < 60.0
     assert os.path.isfile(root / "models" / "vae" / "checkpoints" / "last.ckpt")
 

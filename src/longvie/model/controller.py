@@ -28,7 +28,11 @@ The control branches keep the clip's own rope (positions from 0). Their attentio
 control tokens only and RoPE scores depend on position differences only, so shifting every
 control token by F_h would change nothing but rounding; the clip-alone rope keeps the branches
 identical with and without history. History tokens get no control residual and are dropped
-before the output head.
+before the output head. They are modulated as clean frames (timestep 0) while the clip's tokens
+get the sample's timestep, through the per-token modulation Wan 2.2's blocks accept (its TI2V
+model treats its clean conditioning frame the same way): the base's adaLN tables were trained to
+read a token's noise level from its modulation, and history tokens are not noisy. With one
+timestep for all tokens a 500-step stage 3 on tiny could not make use of the history.
 """
 
 from __future__ import annotations
@@ -280,12 +284,27 @@ class LongVieTransformer(nn.Module):
             timestep, encoder_hidden_states, encoder_hidden_states_image
         )
         branches = self._branch_states(dense, sparse, context, timestep_proj)
+        block_time = timestep_proj
+        if history_tokens:
+            block_time = self._token_times(timestep_proj, history_tokens, tokens.shape[1],
+                                           encoder_hidden_states, encoder_hidden_states_image)
         for layer, block in enumerate(base.blocks):
-            tokens = self._run(block, tokens, context, timestep_proj, rope)
+            tokens = self._run(block, tokens, context, block_time, rope)
             if branches and layer < self.controller.num_layers:
                 residual = self._control_residual(layer, branches, clip_rope, dense_scale)
                 tokens = add_to_clip(tokens, residual, history_tokens)
         return self._head(tokens[:, history_tokens:], temb, hidden_states.shape)
+
+    def _token_times(self, timestep_proj, history_tokens: int, total_tokens: int,
+                     encoder_hidden_states, encoder_hidden_states_image) -> torch.Tensor:
+        """(B, tokens, 6, width) modulation: timestep 0 for the clean history tokens, the
+        sample's timestep for the clip's (the per-token form Wan 2.2's blocks accept)."""
+        batch = timestep_proj.shape[0]
+        zero = torch.zeros(batch, device=timestep_proj.device)
+        _, clean, _ = self._conditions(zero, encoder_hidden_states, encoder_hidden_states_image)
+        clip_tokens = total_tokens - history_tokens
+        return torch.cat([clean.unsqueeze(1).expand(-1, history_tokens, -1, -1),
+                          timestep_proj.unsqueeze(1).expand(-1, clip_tokens, -1, -1)], dim=1)
 
     def _control_residual(self, layer, branches, rope, dense_scale) -> torch.Tensor:
         """Advance each active branch through its half block ``layer``; return Z_layer's output.

@@ -6,7 +6,8 @@ Every comparison is a flow-matching loss on the same held-out clips with the sam
 - stage 1: the controls vs the controls zeroed (and each branch alone, and none);
 - stage 2: clean vs degraded first frames T(I), with T drawn once (p = 1, fixed seed, made by
   the starting model) so stage 1's and stage 2's weights see identical frames;
-- stage 3: with the preceding frames as history tokens vs without.
+- stage 3: with the preceding frames as history tokens (the longest history, and each shorter
+  one) vs without, on clean and on degraded first frames.
 
 Each variant is measured before the stage trains (the previous stage's weights) and after.
 """
@@ -34,7 +35,8 @@ class Variant:
     history_latents: int = 0
 
 
-def stage_variants(module: ControllerModule) -> dict[str, Variant]:
+def stage_variants(module: ControllerModule, detailed: bool = True) -> dict[str, Variant]:
+    """The comparisons of the module's stage; ``detailed`` adds stage 3's per-length losses."""
     spec = module.spec
     if spec.number == 1:
         return {"with_controls": Variant(), "controls_zeroed": Variant(controls="zeroed"),
@@ -43,8 +45,20 @@ def stage_variants(module: ControllerModule) -> dict[str, Variant]:
     if spec.number == 2:
         return {"clean_first_frame": Variant(),
                 "degraded_first_frame": Variant(degraded_first_frame=True)}
-    longest = max(module.settings.history_frames) // 4
-    return {"with_history": Variant(history_latents=longest), "without_history": Variant()}
+    lengths = sorted(module.settings.history_frames)
+    longest = lengths[-1] // 4
+    variants = {
+        "with_history": Variant(history_latents=longest),
+        "without_history": Variant(),
+        # What history is for: recovering from a degraded conditioning frame, as in a rollout.
+        "degraded_first_frame_with_history": Variant(degraded_first_frame=True,
+                                                     history_latents=longest),
+        "degraded_first_frame_without_history": Variant(degraded_first_frame=True),
+    }
+    if detailed:
+        variants |= {f"with_history_{n}_frames": Variant(history_latents=n // 4)
+                     for n in lengths[:-1]}
+    return variants
 
 
 @torch.no_grad()
@@ -100,6 +114,7 @@ def _flow_batch(module: ControllerModule, batch: dict, variant: Variant, conditi
     return FlowBatch(batch["video"], condition, text, dense, sparse, None, history)
 
 
-def measure(module: ControllerModule, dataset: StageDataset, conditions=None) -> dict[str, float]:
+def measure(module: ControllerModule, dataset: StageDataset, conditions=None,
+            detailed: bool = True) -> dict[str, float]:
     return {name: round(heldout_loss(module, dataset, variant, conditions), 5)
-            for name, variant in stage_variants(module).items()}
+            for name, variant in stage_variants(module, detailed).items()}

@@ -90,7 +90,7 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
                             [: settings.heldout_clips], inputs)
     conditions, kinds = (degraded_conditions(module, held_out) if spec.first_frame_degradation
                          else (None, None))
-    before = measure(module, held_out, conditions)
+    before = measure(module, held_out, conditions, detailed=False)
 
     train_records = stage_records(config, spec, ("train",))
     claim_checkpoints(config, spec.name, {

@@ -48,7 +48,8 @@ def without_steps(value):
 
 def claim_checkpoints(config: LongvieConfig, step_name: str, settings: dict) -> bool:
     """Keep ``step_name``'s checkpoints only if they were made with ``settings`` (step counts
-    aside); otherwise delete them so the step starts afresh. Returns True when they were kept.
+    aside) by the same model and training code; otherwise delete them so the step starts afresh.
+    Returns True when they were kept.
 
     Without this a changed learning rate or start model (``dvc repro`` after an edit) would
     silently continue the old run.
@@ -58,7 +59,8 @@ def claim_checkpoints(config: LongvieConfig, step_name: str, settings: dict) -> 
 
     folder = checkpoint_dir(config, step_name).parent
     record = folder / SETTINGS_FILE
-    wanted = json.dumps(without_steps(settings), sort_keys=True, default=str)
+    wanted = json.dumps({**without_steps(settings), "code": code_stamp()}, sort_keys=True,
+                        default=str)
     kept = record.is_file() and record.read_text() == wanted
     if not kept:
         shutil.rmtree(checkpoint_dir(config, step_name), ignore_errors=True)
@@ -84,6 +86,20 @@ def files_stamp(source: str) -> list:
                   else f"{size}:{path.stat().st_mtime_ns}")
         stamp.append((path.name if path == root else str(path.relative_to(root)), digest))
     return stamp
+
+
+def code_stamp() -> str:
+    """md5 of the model and training code: a run made by other code is not continued (what
+    `dvc repro` expects after an edit of its `src/` dependencies)."""
+    import hashlib
+
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.md5()
+    for folder in ("model", "training"):
+        for path in sorted((package / folder).glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def data_stamp(config: LongvieConfig) -> list:
@@ -121,9 +137,22 @@ def mlflow_logger(config: LongvieConfig, run_name: str,
     return logger
 
 
+def quiet_lightning(cpu: bool) -> None:
+    """Drop the start-up lines that say nothing about a CPU run (accelerator report, the
+    litlogger tip) and two warnings our own resume logic makes moot."""
+    import logging
+    import warnings
+
+    if cpu:
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+
+
 def build_trainer(config: LongvieConfig, step_name: str, max_steps: int, logger=None,
                   progress: bool = True, callbacks: tuple = ()) -> L.Trainer:
     settings = config.training.trainer
+    quiet_lightning(settings.accelerator == "cpu")
     checkpoints = ModelCheckpoint(
         dirpath=checkpoint_dir(config, step_name),
         filename="step{step:06d}",

@@ -62,6 +62,29 @@ class VaeModule(L.LightningModule):
         return torch.optim.AdamW(self.vae.parameters(), lr=self.learning_rate, weight_decay=0.0)
 
 
+STATISTICS_CLIPS = 48
+
+
+@torch.no_grad()
+def set_latent_statistics(vae, videos: list[torch.Tensor]) -> None:
+    """Record the per-channel mean and std of the posterior-mode latents of ``videos`` in the
+    VAE's config (``latents_mean`` / ``latents_std``), as Wan's config holds its VAE's.
+
+    The latent codec normalises with them, so the DiT works on unit-variance channels. With the
+    Wan values left in the config of a VAE trained here, channel stds ranged from 0.15 to 1.3:
+    some channels were nearly pure noise at every noise level, and the loss scale moved with
+    every retrained VAE.
+    """
+    was_training = vae.training
+    vae.eval()
+    latents = torch.cat([vae.encode(video.unsqueeze(0)).latent_dist.mode() for video in videos])
+    channels = latents.transpose(0, 1).flatten(1)
+    mean, std = channels.mean(dim=1), channels.std(dim=1).clamp_min(1e-4)
+    vae.register_to_config(latents_mean=[round(float(v), 6) for v in mean],
+                           latents_std=[round(float(v), 6) for v in std])
+    vae.train(was_training)
+
+
 @torch.no_grad()
 def reconstruction_psnr(vae, videos: list[torch.Tensor]) -> float:
     """Mean PSNR (dB, on [0, 1] pixels) of full clips encoded (posterior mode) and decoded."""
@@ -107,6 +130,8 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     data = StepDataModule(config, phases, lambda: ClipDataset(
         clip_records(config, ("train",)), config.training.trainer.preload))
     steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    sample = ClipDataset(clip_records(config, ("train",))[:STATISTICS_CLIPS], preload=False)
+    set_latent_statistics(vae, [sample[i]["video"] for i in range(len(sample))])
     held_out = ClipDataset(clip_records(config, ("val", "benchmark"))[:8], preload=True)
     psnr = reconstruction_psnr(vae, [held_out[i]["video"] for i in range(len(held_out))])
     out_dir = Path(config.paths.models) / STEP_NAME / "model"
