@@ -88,12 +88,15 @@ def test_stage3_terms_tie_the_first_latent_and_consistency_needs_history():
     assert set(alone) == {"diff", "deg", "gt", "cons", "total"}
     assert float(alone["cons"]) == 0.0  # no history: nothing to be consistent with
     flow.history = latents(4)[:, :, -2:]
-    terms = flow_matching_terms(module.transformer, flow, torch.Generator().manual_seed(0), 3.0,
-                                weights)
+    with torch.no_grad():
+        terms = flow_matching_terms(module.transformer, flow, torch.Generator().manual_seed(0),
+                                    3.0, weights)
     assert float(terms["cons"]) > 0
     expected = terms["diff"] + 0.2 * terms["deg"] + 0.15 * terms["gt"] + 0.5 * terms["cons"]
     assert torch.allclose(terms["total"], expected)
-    plain = flow_matching_terms(module.transformer, flow, torch.Generator().manual_seed(0), 3.0)
+    with torch.no_grad():
+        plain = flow_matching_terms(module.transformer, flow, torch.Generator().manual_seed(0),
+                                    3.0)
     assert set(plain) == {"total"}
 
 

@@ -95,6 +95,17 @@ def _pipeline(config: LongvieConfig) -> int:
     return 0
 
 
+def _generate(config: LongvieConfig) -> int:
+    from longvie.generation.run import generate
+
+    report = generate(config)
+    per_clip = report["seconds_per_clip"]
+    print(f"generate: {report['frames']} frames in {report['clips']} clips from "
+          f"{report['source']} with {report['model']}, {report['seconds']:.1f} s "
+          f"({sum(per_clip) / len(per_clip):.2f} s per clip) -> {report['output']}")
+    return 0
+
+
 def _show_config(config: LongvieConfig) -> int:
     from omegaconf import OmegaConf
 
@@ -118,6 +129,11 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
     ),
     "train": (None, "train a stage: `longvie train stage=base|1|2|3` (base: VAE + DiT on tiny; "
               "1-3: the dual controller)"),
+    "generate": (
+        _generate,
+        "a long video clip by clip: generation.source=<curated source> (or depth_video + "
+        "point_map_video + first_frame), generation.model=champion|<version>|<folder>",
+    ),
     "config": (_show_config, "print the composed, validated configuration"),
 }
 

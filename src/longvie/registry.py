@@ -49,3 +49,38 @@ def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage:
                                           tags=tags, description=f"{stage} of profile "
                                           f"{config.profile_name}")
     return {"run_id": run_id, "registered_model": name, "version": int(version.version)}
+
+
+def resolve_model(config: LongvieConfig, model: str) -> Path:
+    """A local model folder for ``model``: a folder path, a version number of the registered
+    model, or an alias (``champion``, ``challenger``). Fails with the reason before anything is
+    loaded: an unknown alias or version names what the registry does hold."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from longvie.errors import LongvieError
+    from longvie.tracking import tracking_uri
+
+    folder = Path(model)
+    if folder.is_dir():
+        return folder
+    if "/" in model or model.startswith("."):
+        raise LongvieError(f"model {model!r}: no such folder")
+    name = config.mlflow.registered_model
+    client = MlflowClient(tracking_uri(config))
+    try:
+        version = (client.get_model_version(name, model) if model.isdigit()
+                   else client.get_model_version_by_alias(name, model))
+    except MlflowException as error:
+        try:
+            held = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+            aliases = sorted(client.get_registered_model(name).aliases)
+        except MlflowException:
+            held, aliases = [], []
+        raise LongvieError(
+            f"model {model!r}: not a folder, and registered model {name!r} has no such "
+            f"{'version' if model.isdigit() else 'alias'} (versions {held or 'none'}, aliases "
+            f"{aliases or 'none'}) in {tracking_uri(config)}") from error
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(version.source, tracking_uri=tracking_uri(config)))

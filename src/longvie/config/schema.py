@@ -407,6 +407,34 @@ class TrainingConfig:
 
 
 @dataclass
+class GenerationConfig:
+    """``longvie generate``: which model, which long video's controls, and the sampler.
+
+    DESIGN.md §3.7's sampler is 50 Euler steps, shift 5, guidance 5 (wan14b); the CPU profiles
+    take fewer steps and the shift they were trained with.
+    """
+
+    # A registry alias (champion, challenger), a version number, or a model folder.
+    model: str = "champion"
+    # A curated source id: its first frame, captions and stored controls.
+    source: str = ""
+    # Or your own: a first frame image, and depth + point-map videos (normalised here, over the
+    # whole video, before splitting into clips).
+    first_frame: str = ""
+    depth_video: str = ""
+    point_map_video: str = ""
+    caption: str = ""
+    # Frames to generate; 0 = as many as the controls have.
+    frames: int = 0
+    output: str = "${paths.root}/outputs/generated.mp4"
+    steps: int = 20
+    shift: float = 3.0
+    guidance: float = 3.0
+    history_frames: int = 8
+    seed: int = 0
+
+
+@dataclass
 class MlflowConfig:
     """Where runs and registered models go. ``MLFLOW_TRACKING_URI`` overrides the URI."""
 
@@ -429,4 +457,5 @@ class LongvieConfig:
     controls: ControlsConfig = field(default_factory=ControlsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)

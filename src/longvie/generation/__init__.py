@@ -1,0 +1,1 @@
+"""Long-video generation: clip by clip, each conditioned on the last generated frame."""

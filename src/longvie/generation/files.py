@@ -1,0 +1,91 @@
+"""Controls given as two videos: a depth video and a point-map video (``generation.depth_video``,
+``generation.point_map_video``).
+
+The depth video is read as grey in the pipeline's convention (dark = near) and normalised over
+the *whole* video before it is split into clips: its p5 and p95 grey levels, found in a first
+streaming pass, map to 0 and 1, as the pipeline's own controls are (DESIGN.md §3.6). Spans are
+served in increasing order by forward-only readers, so a long video is decoded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from longvie.errors import LongvieError
+
+DEPTH_PERCENTILES = (5.0, 95.0)
+
+
+class ForwardReader:
+    """Frames of a video by index, for requests that never go backwards by more than the
+    frames kept (the clips' one shared frame)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._frames: Iterator = self._decode()
+        self._next = 0
+        self._kept: dict[int, np.ndarray] = {}
+
+    def _decode(self) -> Iterator[np.ndarray]:
+        from longvie.video.io import iter_frames
+
+        for _, frame in iter_frames(self.path):
+            yield frame
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        if start < min(self._kept, default=self._next):
+            raise LongvieError(f"{self.path}: frame {start} was requested after later ones")
+        while self._next < stop:
+            frame = next(self._frames, None)
+            if frame is None:
+                raise LongvieError(f"{self.path}: has {self._next} frames, {stop} needed")
+            self._kept[self._next] = frame
+            self._next += 1
+        out = np.stack([self._kept[i] for i in range(start, stop)])
+        self._kept = {i: f for i, f in self._kept.items() if i >= stop - 1}
+        return out
+
+
+def grey(frames: np.ndarray) -> np.ndarray:
+    return frames.astype(np.float32).mean(axis=-1) / 255.0
+
+
+class FileControls:
+    """``ControlVideo`` over a depth video and a point-map video of the same size and length."""
+
+    def __init__(self, depth_video: Path, point_map_video: Path) -> None:
+        from longvie.controls.normalise import histogram_percentiles
+        from longvie.video.io import VideoReadError, iter_frames, probe
+
+        for path in (depth_video, point_map_video):
+            if not path.is_file():
+                raise LongvieError(f"{path}: no such control video")
+        try:
+            depth_info, points_info = probe(depth_video), probe(point_map_video)
+        except VideoReadError as error:
+            raise LongvieError(f"control video unreadable: {error}") from error
+        if (depth_info.width, depth_info.height) != (points_info.width, points_info.height):
+            raise LongvieError(
+                f"{depth_video} is {depth_info.width}x{depth_info.height} but {point_map_video} "
+                f"is {points_info.width}x{points_info.height}")
+        counts = [sum(1 for _ in iter_frames(p)) for p in (depth_video, point_map_video)]
+        if counts[0] != counts[1]:
+            raise LongvieError(f"{depth_video} has {counts[0]} frames, {point_map_video} "
+                               f"{counts[1]}: the controls must be frame-aligned")
+        self.num_frames = counts[0]
+        self.width, self.height = depth_info.width, depth_info.height
+        self.depth_video, self.point_map_video = depth_video, point_map_video
+        low, high = histogram_percentiles((grey(f) for _, f in iter_frames(depth_video)),
+                                          0.0, 1.0, DEPTH_PERCENTILES, 4096)
+        self.bounds = (low, high)
+        self._depth, self._points = ForwardReader(depth_video), ForwardReader(point_map_video)
+
+    def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        low, high = self.bounds
+        depth = grey(self._depth.frames(start, stop))
+        normalised = (np.clip((depth - low) / (high - low), 0.0, 1.0) if high > low
+                      else np.zeros_like(depth))
+        return normalised.astype(np.float32), self._points.frames(start, stop)

@@ -1,0 +1,141 @@
+"""Generate a long video clip by clip (DESIGN.md §3.7), streaming frames to the output file.
+
+Per clip: the controls of its frames (already globally normalised over the whole video) are
+encoded; the condition is the last generated frame, decoded and encoded again as an image; the
+history is the last ``history_frames`` generated frames (the previous clip's last latents); the
+start noise is one sample drawn once and reused for every clip, whose latent frame 0 is blended
+towards the end of the history (0.074 z_H[-1] + 0.926 noise). Only the current clip's tensors are
+alive at any time, so memory does not grow with the video's length.
+
+The naive baseline of the benchmark is the same loop with ``history=False, unified_noise=False``:
+each clip sees only its first frame, with fresh noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from longvie.generation.plan import ClipSpan, plan_clips
+from longvie.generation.sampler import ClipInputs, sample_clip
+from longvie.model.backbone import LatentCodec
+from longvie.training.clips import video_tensor
+
+HISTORY_NOISE_BLEND = 0.074
+
+
+class ControlVideo(Protocol):
+    """Globally normalised controls of a long video, read a span at a time."""
+
+    num_frames: int
+
+    def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(depth (n, H, W) float32 in [0, 1] with 0 = near, point map (n, H, W, 3) uint8)."""
+        ...
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    steps: int = 50
+    shift: float = 5.0
+    guidance: float = 5.0
+    history_frames: int = 8
+    history: bool = True
+    unified_noise: bool = True
+    seed: int = 0
+
+
+def padded_span(controls: ControlVideo, span: ClipSpan) -> tuple[np.ndarray, np.ndarray]:
+    """The clip's controls; frames past the video's end repeat its last frame."""
+    stop = min(span.stop, controls.num_frames)
+    depth, points = controls.span(span.start, stop)
+    missing = span.stop - stop
+    if missing:
+        depth = np.concatenate([depth, np.repeat(depth[-1:], missing, axis=0)])
+        points = np.concatenate([points, np.repeat(points[-1:], missing, axis=0)])
+    return depth, points
+
+
+def control_latents(codec: LatentCodec, depth: np.ndarray, points: np.ndarray
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense (grey x3 in [-1, 1]) and sparse control videos encoded: (1, 16, F, h, w) each."""
+    grey = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32)) * 2 - 1
+    dense = grey.unsqueeze(0).expand(3, -1, -1, -1).unsqueeze(0)
+    sparse = video_tensor(points).unsqueeze(0)
+    return codec.encode(dense), codec.encode(sparse)
+
+
+def to_frames(video: torch.Tensor) -> np.ndarray:
+    """(1, 3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    return ((video[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+
+
+@torch.no_grad()
+def generate_long_video(
+    parts,
+    first_frame: np.ndarray,
+    controls: ControlVideo,
+    captions: Sequence[str] | str,
+    total_frames: int,
+    clip_frames: int,
+    settings: GenerationSettings,
+    write: Callable[[np.ndarray], None],
+    condition_encoding: str = "first_frame",
+    progress: bool = True,
+) -> dict:
+    """Generate ``total_frames`` frames; ``write`` receives each new frame (H, W, 3) uint8.
+
+    ``parts``: a :class:`longvie.model.folder.Generator`. ``captions``: one per clip or one for
+    all. Returns the per-clip seconds.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    spans = plan_clips(total_frames, clip_frames)
+    captions = [captions] * len(spans) if isinstance(captions, str) else list(captions)
+    if len(captions) < len(spans):
+        captions += [captions[-1]] * (len(spans) - len(captions))
+    codec = LatentCodec(parts.vae)
+    transformer = parts.transformer.eval()
+    null_text = parts.text_encoder.encode([""])
+    frame = video_tensor(first_frame[None]).unsqueeze(0)[:, :, 0]  # (1, 3, H, W)
+    latent_shape = None
+    shared_noise = None
+    history = previous_end = None  # history tokens; the last latent for the noise blend
+    seconds = []
+    bar = tqdm(spans, desc="generate", unit="clip", disable=not progress)
+    for span in bar:
+        started = time.perf_counter()
+        depth, points = padded_span(controls, span)
+        dense, sparse = control_latents(codec, depth, points)
+        condition = codec.condition(frame, clip_frames, condition_encoding)
+        if latent_shape is None:
+            latent_shape = dense.shape
+        generator = torch.Generator().manual_seed(settings.seed + (0 if settings.unified_noise
+                                                                   else span.index))
+        if shared_noise is None or not settings.unified_noise:
+            shared_noise = torch.randn(latent_shape, generator=generator)
+        start_noise = shared_noise.clone()
+        if settings.unified_noise and previous_end is not None:
+            start_noise[:, :, 0] = (HISTORY_NOISE_BLEND * previous_end
+                                    + (1 - HISTORY_NOISE_BLEND) * shared_noise[:, :, 0])
+        inputs = ClipInputs(condition, parts.text_encoder.encode([captions[span.index]]),
+                            null_text, dense, sparse, history)
+        latents = sample_clip(transformer, inputs, start_noise, settings.steps, settings.shift,
+                              settings.guidance)
+        video = to_frames(codec.decode(latents))
+        for index in range(span.keep_from, span.keep_to):
+            write(video[index])
+        # The next clip starts from the last generated frame, decoded then encoded again.
+        frame = video_tensor(video[-1:]).unsqueeze(0)[:, :, 0]
+        count = settings.history_frames // 4
+        history = latents[:, :, -count:] if settings.history and count else None
+        previous_end = latents[:, :, -1]
+        seconds.append(time.perf_counter() - started)
+    bar.close()
+    return {"clips": len(spans), "frames": total_frames, "seconds_per_clip": seconds}

@@ -1,0 +1,50 @@
+"""One clip from noise: flow-matching Euler with classifier-free guidance on the caption.
+
+The controls and the history condition both the guided and the unguided prediction; only the
+caption is dropped for the unguided one (the stages trained with captions dropped 10 % of the
+time, so the empty caption is a learnt input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from longvie.model.backbone import i2v_input
+from longvie.model.flow_sampler import euler_denoise, flow_sigmas
+from longvie.training.stages import control_input, history_input
+
+
+@dataclass(frozen=True)
+class ClipInputs:
+    """Everything one clip is generated from (latents (1, 16, F, h, w))."""
+
+    condition: torch.Tensor
+    text: torch.Tensor
+    null_text: torch.Tensor
+    dense: torch.Tensor | None = None
+    sparse: torch.Tensor | None = None
+    history: torch.Tensor | None = None
+
+
+@torch.no_grad()
+def sample_clip(transformer, inputs: ClipInputs, start_noise: torch.Tensor, steps: int,
+                shift: float, guidance: float) -> torch.Tensor:
+    """Clean latents of one clip, integrated from ``start_noise`` over ``steps`` Euler steps."""
+    dense = None if inputs.dense is None else control_input(inputs.dense)
+    sparse = None if inputs.sparse is None else control_input(inputs.sparse)
+    history = None if inputs.history is None else history_input(inputs.history)
+
+    def predict(x, timesteps, text):
+        return transformer(i2v_input(x, inputs.condition), timesteps, text, dense=dense,
+                           sparse=sparse, history=history)
+
+    def velocity(x, timesteps):
+        guided = predict(x, timesteps, inputs.text)
+        if guidance == 1.0:
+            return guided
+        unguided = predict(x, timesteps, inputs.null_text)
+        return unguided + guidance * (guided - unguided)
+
+    return euler_denoise(velocity, start_noise, flow_sigmas(steps, shift))

@@ -1,0 +1,202 @@
+"""Long-video generation: the clip arithmetic, the unified noise, the history hand-over and the
+streaming of frames, on small random-weight parts (plumbing only: no claim about quality)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from longvie.config import compose
+from longvie.errors import LongvieError
+from longvie.generation.long_video import GenerationSettings, generate_long_video
+from longvie.generation.plan import plan_clips
+
+
+@pytest.mark.parametrize("total, clips, last_written", [(17, 1, 17), (33, 2, 16), (40, 3, 7),
+                                                        (49, 3, 16)])
+def test_clips_overlap_by_one_frame_and_cover_every_frame_once(total, clips, last_written):
+    spans = plan_clips(total, 17)
+    assert len(spans) == clips
+    written = [f for span in spans for f in span.written]
+    assert written == list(range(total))  # every frame once, in order
+    for before, after in zip(spans, spans[1:], strict=False):
+        assert after.start == before.stop - 1  # the shared frame
+    assert len(spans[-1].written) == last_written
+
+
+def test_a_video_shorter_than_one_clip_is_refused():
+    with pytest.raises(LongvieError, match="at least one clip"):
+        plan_clips(9, 17)
+
+
+class StripedControls:
+    """A synthetic control video: depth ramps and a point map that moves one pixel a frame."""
+
+    def __init__(self, frames: int, size: int = 32) -> None:
+        self.num_frames, self.size, self.reads = frames, size, []
+
+    def span(self, start, stop):
+        self.reads.append((start, stop))
+        t = np.arange(start, stop, dtype=np.float32)[:, None, None]
+        x = np.arange(self.size, dtype=np.float32)[None, None, :]
+        depth = np.broadcast_to((x / self.size + t / 100) % 1.0,
+                                (stop - start, self.size, self.size)).astype(np.float32)
+        points = np.zeros((stop - start, self.size, self.size, 3), np.uint8)
+        for i, frame in enumerate(range(start, stop)):
+            points[i, 8:12, frame % self.size] = 255
+        return depth, points
+
+
+@pytest.fixture(scope="module")
+def parts():
+    """Random smoke-sized generator parts (plumbing only)."""
+    from longvie.model.backbone import build_transformer, build_vae
+    from longvie.model.controller import DualController, LongVieTransformer
+    from longvie.model.folder import Generator
+    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
+
+    config = compose(["profile=smoke"])
+    torch.manual_seed(0)
+    base = build_transformer(config.model)
+    transformer = LongVieTransformer(base, DualController(base, 1)).eval()
+    text = CaptionTextEncoder(CaptionVocabulary.build(["a red box"]), 32, 16, 1, 2).eval()
+    return Generator(transformer, text, build_vae(config.model).eval(), "test", "random")
+
+
+def run(parts, frames: int, settings: GenerationSettings, controls=None):
+    written = []
+    controls = controls or StripedControls(frames)
+    first = np.full((32, 32, 3), 128, np.uint8)
+    report = generate_long_video(parts, first, controls, "a red box", frames, 9, settings,
+                                 written.append, progress=False)
+    return np.stack(written), report, controls
+
+
+def test_frames_stream_out_clip_by_clip_and_only_the_clip_is_read(parts):
+    settings = GenerationSettings(steps=2, guidance=1.0)
+    frames, report, controls = run(parts, 21, settings)
+    assert frames.shape == (21, 32, 32, 3) and frames.dtype == np.uint8
+    assert report["clips"] == 3 and len(report["seconds_per_clip"]) == 3
+    assert controls.reads == [(0, 9), (8, 17), (16, 21)]  # the last clip padded, never past
+
+
+def test_generation_is_repeatable_and_the_noise_is_shared_across_clips(parts, monkeypatch):
+    import longvie.generation.long_video as module
+
+    starts = []
+    real = module.sample_clip
+
+    def spy(transformer, inputs, start_noise, *args):
+        starts.append((start_noise.clone(), inputs.history))
+        return real(transformer, inputs, start_noise, *args)
+
+    monkeypatch.setattr(module, "sample_clip", spy)
+    settings = GenerationSettings(steps=2, guidance=2.0, history_frames=4)
+    first, _, _ = run(parts, 17, settings)
+    (noise0, history0), (noise1, history1) = starts
+    assert history0 is None and history1.shape[2] == 1  # 4 frames = one latent
+    # Unified noise: later clips reuse the sample; latent frame 0 is blended with z_H[-1].
+    assert torch.equal(noise0[:, :, 1:], noise1[:, :, 1:])
+    expected = 0.074 * history1[:, :, -1] + 0.926 * noise0[:, :, 0]
+    assert torch.allclose(noise1[:, :, 0], expected)
+    starts.clear()
+    again, _, _ = run(parts, 17, settings)
+    assert np.array_equal(first, again)
+
+    starts.clear()
+    run(parts, 17, GenerationSettings(steps=2, guidance=2.0, history=False, unified_noise=False))
+    (noise0, history0), (noise1, history1) = starts
+    assert history0 is None and history1 is None and not torch.equal(noise0, noise1)
+
+
+# --- the command: inputs checked before any model is loaded ----------------------------------
+
+
+@pytest.fixture
+def project(curated, tmp_path):
+    """The smoke data plus a random-weight stage folder to generate with."""
+    from longvie.model.folder import save_stage_model
+    from tests.conftest import copy_project
+
+    root = copy_project(curated, tmp_path / "project")
+    config = compose(["profile=smoke", f"paths.root={root}"])
+    base = root / "models" / "base" / "model"
+    from longvie.model.backbone import build_transformer, build_vae
+    from longvie.model.controller import DualController, LongVieTransformer
+    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
+
+    torch.manual_seed(0)
+    transformer = build_transformer(config.model)
+    transformer.save_pretrained(base / "transformer")
+    build_vae(config.model).save_pretrained(base / "vae")
+    CaptionTextEncoder(CaptionVocabulary.build(["a red box"]), 32, 16, 1, 2).save_pretrained(
+        base / "text_encoder")
+    model = LongVieTransformer(transformer, DualController(transformer, 1))
+    save_stage_model(root / "models" / "random", "stage3", model, str(base), base_changed=False)
+    return root
+
+
+def benchmark_source(root) -> str:
+    import pandas as pd
+
+    clips = pd.read_parquet(root / "data" / "curated" / "clips.parquet")
+    return clips[clips["split"] == "benchmark"]["source_id"].iloc[0]
+
+
+def test_generate_writes_the_whole_video_from_a_curated_source(project):
+    from longvie.generation.run import generate
+    from longvie.video.io import read_video
+
+    source = benchmark_source(project)
+    out = project / "out" / "video.mp4"
+    config = compose(["profile=smoke", f"paths.root={project}", f"generation.source={source}",
+                      f"generation.model={project / 'models' / 'random'}",
+                      f"generation.output={out}", "generation.steps=2"])
+    from longvie.generation.sources import stored_video
+
+    report = generate(config, progress=False)
+    frames, fps = read_video(out)
+    expected = stored_video(config, source).num_frames  # the whole curated shot
+    assert len(frames) == report["frames"] == expected and report["clips"] >= 4
+    assert fps == 8 and frames.shape[1:] == (32, 32, 3)
+    assert not list(out.parent.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["generation.source=nope"], "source 'nope' is not in"),
+    (["generation.frames=500"], "the controls have only"),
+    (["generation.frames=5"], "at least one clip"),
+    (["generation.model=challenger"], "no such alias"),
+    (["generation.model=42"], "no such version"),
+    (["generation.first_frame=/nonexistent.png"], "no such file"),
+    (["generation.depth_video=/x.mp4"], "not both"),
+])
+def test_bad_input_fails_with_its_reason_before_any_model_is_loaded(project, overrides, message,
+                                                                     monkeypatch):
+    import longvie.model.folder as folder
+    from longvie.generation.run import generate
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(folder, "load_generator", forbidden)
+    source = benchmark_source(project)
+    config = compose(["profile=smoke", f"paths.root={project}", f"generation.source={source}",
+                      *overrides])
+    with pytest.raises(LongvieError, match=message):
+        generate(config, progress=False)
+
+
+def test_a_first_frame_of_another_size_is_refused(project):
+    from PIL import Image
+
+    from longvie.generation.run import generate
+
+    image = project / "big.png"
+    Image.new("RGB", (48, 32)).save(image)
+    config = compose(["profile=smoke", f"paths.root={project}",
+                      f"generation.source={benchmark_source(project)}",
+                      f"generation.first_frame={image}"])
+    with pytest.raises(LongvieError, match="48x32 but the controls are 32x32"):
+        generate(config, progress=False)
