@@ -255,6 +255,12 @@ def test_every_stage_is_an_mlflow_run_and_a_registered_version(trained):
     assert [m.step for m in client.get_metric_history(stage3.info.run_id, "stage3/loss")]
     pictures = {f.path for f in client.list_artifacts(stage3.info.run_id, "pictures")}
     assert {"pictures/train_3_sample.gif", "pictures/train_3_loss.png"} <= pictures
+    # A re-run that finds the stage trained adds no version.
+    from longvie.training.stage_run import train_stage
+
+    again = train_stage(compose(["profile=smoke", f"paths.root={trained}"]), "3", progress=False)
+    assert again["mlflow"]["version"] == int(versions[-1].version)
+    assert len(client.search_model_versions("name='longvie'")) == len(versions)
     mlflow.set_tracking_uri(f"sqlite:///{trained}/mlflow.db")
     downloaded = Path(mlflow.artifacts.download_artifacts(f"models:/longvie/{versions[-1].version}"))
     assert json.loads((downloaded / "longvie.json").read_text())["stage"] == "stage3"

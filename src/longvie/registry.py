@@ -29,22 +29,28 @@ def ensure_registered_model(client, name: str) -> None:
 
 
 def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage: str,
-                     pictures: list[Path] = (), report: Path | None = None) -> dict:
-    """Log the model folder (+ pictures, report) to ``run_id`` and register it as a version."""
+                     steps: int, pictures: list[Path] = (), report: Path | None = None) -> dict:
+    """Log the model folder (+ pictures, report) to ``run_id`` and register it as a version,
+    unless this run already registered the weights of ``steps`` steps (a re-run that found its
+    training finished must not add a duplicate version)."""
     from mlflow import MlflowClient
 
     from longvie.tracking import standard_tags, tracking_uri
 
     client = MlflowClient(tracking_uri(config))
+    name = config.mlflow.registered_model
+    # A step re-run with nothing to train continues its MLflow run: its version exists already.
+    for version in client.search_model_versions(f"name='{name}' and run_id='{run_id}'"):
+        if version.tags.get("longvie.steps") == str(steps):
+            return {"run_id": run_id, "registered_model": name, "version": int(version.version)}
     client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
     for picture in pictures:
         client.log_artifact(run_id, str(picture), "pictures")
     if report is not None:
         client.log_artifact(run_id, str(report), "reports")
-    name = config.mlflow.registered_model
     ensure_registered_model(client, name)
     artifact_uri = client.get_run(run_id).info.artifact_uri
-    tags = {**standard_tags(config), "longvie.stage": stage}
+    tags = {**standard_tags(config), "longvie.stage": stage, "longvie.steps": str(steps)}
     version = client.create_model_version(name, f"{artifact_uri}/{MODEL_ARTIFACT}", run_id=run_id,
                                           tags=tags, description=f"{stage} of profile "
                                           f"{config.profile_name}")

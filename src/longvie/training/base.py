@@ -178,7 +178,7 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
 
         logger.experiment.log_metric(logger.run_id, "base/heldout/flow_matching_loss",
                                      report["heldout"]["flow_matching_loss"])
-        report["mlflow"] = log_and_register(config, logger.run_id, out_dir, "base",
+        report["mlflow"] = log_and_register(config, logger.run_id, out_dir, "base", steps,
                                             report=report_path)
         report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report

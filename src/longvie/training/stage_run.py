@@ -155,4 +155,5 @@ def _log_outcome(config, logger, spec, report, out_dir, pictures, report_path) -
     for name, value in report["heldout"].items():
         if isinstance(value, float):
             client.log_metric(logger.run_id, f"{spec.name}/heldout/{name}", value)
-    return log_and_register(config, logger.run_id, out_dir, spec.name, pictures, report_path)
+    return log_and_register(config, logger.run_id, out_dir, spec.name, report["steps"], pictures,
+                            report_path)
