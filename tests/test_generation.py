@@ -200,3 +200,25 @@ def test_a_first_frame_of_another_size_is_refused(project):
                       f"generation.first_frame={image}"])
     with pytest.raises(LongvieError, match="48x32 but the controls are 32x32"):
         generate(config, progress=False)
+
+
+def test_control_videos_are_normalised_over_the_whole_video_and_must_align(tmp_path):
+    from longvie.generation.files import FileControls
+    from longvie.video.io import write_video
+
+    ramp = np.linspace(40, 200, 20).astype(np.uint8)  # the depth video brightens over time
+    depth = np.repeat(ramp[:, None, None, None], 32, 1).repeat(32, 2).repeat(3, 3)
+    points = np.zeros((20, 32, 32, 3), np.uint8)
+    write_video(tmp_path / "depth.mp4", depth, 8)
+    write_video(tmp_path / "points.mp4", points, 8)
+    controls = FileControls(tmp_path / "depth.mp4", tmp_path / "points.mp4")
+    assert controls.num_frames == 20
+    early, _ = controls.span(0, 9)
+    late, late_points = controls.span(8, 20)  # spans go forward, sharing one frame
+    assert late_points.shape == (12, 32, 32, 3)
+    # Global p5/p95: the first frames sit at 0, the last at 1, not each span stretched alone.
+    assert float(early[0].mean()) < 0.05 and float(late[-1].mean()) > 0.95
+    assert np.array_equal(early[-1], late[0])
+    write_video(tmp_path / "short.mp4", points[:10], 8)
+    with pytest.raises(LongvieError, match="frame-aligned"):
+        FileControls(tmp_path / "depth.mp4", tmp_path / "short.mp4")

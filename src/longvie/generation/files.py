@@ -71,15 +71,22 @@ class FileControls:
             raise LongvieError(
                 f"{depth_video} is {depth_info.width}x{depth_info.height} but {point_map_video} "
                 f"is {points_info.width}x{points_info.height}")
-        counts = [sum(1 for _ in iter_frames(p)) for p in (depth_video, point_map_video)]
-        if counts[0] != counts[1]:
-            raise LongvieError(f"{depth_video} has {counts[0]} frames, {point_map_video} "
-                               f"{counts[1]}: the controls must be frame-aligned")
-        self.num_frames = counts[0]
+        # One pass over the depth video both counts its frames and finds its percentiles.
+        depth_frames = [0]
+
+        def depth_levels():
+            for _, frame in iter_frames(depth_video):
+                depth_frames[0] += 1
+                yield grey(frame)
+
+        low, high = histogram_percentiles(depth_levels(), 0.0, 1.0, DEPTH_PERCENTILES, 4096)
+        point_frames = sum(1 for _ in iter_frames(point_map_video))
+        if depth_frames[0] != point_frames:
+            raise LongvieError(f"{depth_video} has {depth_frames[0]} frames, {point_map_video} "
+                               f"{point_frames}: the controls must be frame-aligned")
+        self.num_frames = point_frames
         self.width, self.height = depth_info.width, depth_info.height
         self.depth_video, self.point_map_video = depth_video, point_map_video
-        low, high = histogram_percentiles((grey(f) for _, f in iter_frames(depth_video)),
-                                          0.0, 1.0, DEPTH_PERCENTILES, 4096)
         self.bounds = (low, high)
         self._depth, self._points = ForwardReader(depth_video), ForwardReader(point_map_video)
 

@@ -9,42 +9,32 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from longvie.model.backbone import i2v_input
-from longvie.model.flow_sampler import euler_denoise, flow_sigmas
 from longvie.plots import write_gif
 from longvie.training.stage_data import StageDataset, load_depth
-from longvie.training.stages import ControllerModule, control_input
+from longvie.training.stages import ControllerModule
 
 SAMPLING_STEPS = 20
-
-
-def to_uint8(video: torch.Tensor) -> np.ndarray:
-    """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
-    frames = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return frames.permute(1, 2, 3, 0).numpy()
 
 
 @torch.no_grad()
 def sample_clip(module: ControllerModule, dataset: StageDataset, index: int = 0,
                 seed: int = 0) -> np.ndarray:
-    """The generated clip (T, H, W, 3) uint8 for held-out item ``index`` (Euler, no guidance)."""
+    """The generated clip (T, H, W, 3) uint8 for held-out item ``index`` (Euler, no guidance):
+    the sampler ``longvie generate`` runs per clip."""
+    from longvie.generation.long_video import to_frames
+    from longvie.generation.sampler import ClipInputs
+    from longvie.generation.sampler import sample_clip as sample_latents
+
     batch = default_collate([dataset[index]])
-    latents = batch["video"]
-    condition = module.clean_condition(batch)
     text = module.text_encoder.encode(list(batch["caption"]))
-    dense, sparse = control_input(batch["dense"]), control_input(batch["sparse"])
+    inputs = ClipInputs(module.clean_condition(batch), text, text, batch["dense"],
+                        batch["sparse"])
+    noise = torch.randn(batch["video"].shape, generator=torch.Generator().manual_seed(seed))
     was_training = module.transformer.training
     module.transformer.eval()
-
-    def velocity(x, timesteps):
-        return module.transformer(i2v_input(x, condition), timesteps, text, dense=dense,
-                                  sparse=sparse)
-
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(latents.shape, generator=generator)
-    clean = euler_denoise(velocity, noise, flow_sigmas(SAMPLING_STEPS, module.shift))
+    clean = sample_latents(module.transformer, inputs, noise, SAMPLING_STEPS, module.shift, 1.0)
     module.transformer.train(was_training)
-    return to_uint8(module.codec.decode(clean)[0])
+    return to_frames(module.codec.decode(clean))
 
 
 def write_sample_gif(module: ControllerModule, dataset: StageDataset, path: Path,
