@@ -63,3 +63,24 @@ def copy_project(source: Path, target: Path, parts: tuple[str, ...] = ("data",))
     for part in parts:
         shutil.copytree(source / part, target / part)
     return target
+
+
+def random_stage3(root: Path, config, name: str, seed: int) -> Path:
+    """A random-weight stage-3 folder (base parts copied in) at models/<name>/model."""
+    import torch
+
+    from longvie.model.backbone import build_transformer, build_vae
+    from longvie.model.controller import DualController, LongVieTransformer
+    from longvie.model.folder import save_stage_model
+    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
+
+    torch.manual_seed(seed)
+    base = root / "models" / f"{name}_base"
+    transformer = build_transformer(config.model)
+    transformer.save_pretrained(base / "transformer")
+    build_vae(config.model).save_pretrained(base / "vae")
+    CaptionTextEncoder(CaptionVocabulary.build(["a red box"]), 32, 16, 1, 2).save_pretrained(
+        base / "text_encoder")
+    model = LongVieTransformer(transformer, DualController(transformer, 1))
+    folder = root / "models" / name / "model"
+    return save_stage_model(folder, "stage3", model, str(base), base_changed=False)

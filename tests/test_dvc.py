@@ -1,5 +1,6 @@
 """DVC: data.dvc versions data/raw, push/pull round-trips it, `dvc repro` runs the stages
-(curate, depth_estimator, controls, the base and the three controller stages), then no-ops."""
+(curate, depth_estimator, controls, the base, the three controller stages, the benchmark and the
+promotion), then no-ops."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_push_and_pull_round_trip_the_raw_data(project):
 def test_repro_runs_the_pipeline_and_a_second_repro_does_nothing(project):
     first = run(project, "dvc", "repro")
     for stage in ("curate", "depth_estimator", "controls", "train_base", "train_stage1",
-                  "train_stage2", "train_stage3"):
+                  "train_stage2", "train_stage3", "benchmark", "promote"):
         assert f"Running stage '{stage}'" in first
     assert (project / "reports" / "curation.json").is_file()
     assert (project / "data" / "curated" / "clips.parquet").is_file()
@@ -81,4 +82,5 @@ def test_repro_runs_the_pipeline_and_a_second_repro_does_nothing(project):
     assert "videos_curated" in metrics
     assert "median_epe_px" in metrics and "abs_rel" in metrics
     assert "loss_with_controls" in metrics and "loss_with_history" in metrics
+    assert "seam_discontinuity" in metrics and "candidate_version" in metrics
     assert (project / "models" / "stage3" / "model" / "longvie.json").is_file()

@@ -115,25 +115,11 @@ def test_generation_is_repeatable_and_the_noise_is_shared_across_clips(parts, mo
 
 @pytest.fixture
 def project(curated, tmp_path):
-    """The smoke data plus a random-weight stage folder to generate with."""
-    from longvie.model.folder import save_stage_model
-    from tests.conftest import copy_project
+    """The smoke data plus a random-weight stage folder (models/random/model) to generate with."""
+    from tests.conftest import copy_project, random_stage3
 
     root = copy_project(curated, tmp_path / "project")
-    config = compose(["profile=smoke", f"paths.root={root}"])
-    base = root / "models" / "base" / "model"
-    from longvie.model.backbone import build_transformer, build_vae
-    from longvie.model.controller import DualController, LongVieTransformer
-    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
-
-    torch.manual_seed(0)
-    transformer = build_transformer(config.model)
-    transformer.save_pretrained(base / "transformer")
-    build_vae(config.model).save_pretrained(base / "vae")
-    CaptionTextEncoder(CaptionVocabulary.build(["a red box"]), 32, 16, 1, 2).save_pretrained(
-        base / "text_encoder")
-    model = LongVieTransformer(transformer, DualController(transformer, 1))
-    save_stage_model(root / "models" / "random", "stage3", model, str(base), base_changed=False)
+    random_stage3(root, compose(["profile=smoke", f"paths.root={root}"]), "random", seed=0)
     return root
 
 
@@ -151,7 +137,7 @@ def test_generate_writes_the_whole_video_from_a_curated_source(project):
     source = benchmark_source(project)
     out = project / "out" / "video.mp4"
     config = compose(["profile=smoke", f"paths.root={project}", f"generation.source={source}",
-                      f"generation.model={project / 'models' / 'random'}",
+                      f"generation.model={project / 'models' / 'random' / 'model'}",
                       f"generation.output={out}", "generation.steps=2"])
     from longvie.generation.sources import stored_video
 

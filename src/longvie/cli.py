@@ -92,6 +92,26 @@ def _pipeline(config: LongvieConfig) -> int:
     _controls(config)
     for stage in TRAIN_STAGES:
         _train(config, stage)
+    _benchmark(config)
+    return _promote(config)
+
+
+def _benchmark(config: LongvieConfig) -> int:
+    from longvie.benchmark.run import run_benchmark
+
+    print_benchmark_summary(run_benchmark(config))
+    return 0
+
+
+def _promote(config: LongvieConfig) -> int:
+    from longvie.promotion.run import promote_from_benchmark
+
+    report = promote_from_benchmark(config)
+    previous = report["previous_champion"]
+    print(f"promote: version {report['candidate_version']} -> {report['decision']} "
+          f"(previous champion: {previous if previous is not None else 'none'})")
+    for reason in report["reasons"]:
+        print(f"  {reason}")
     return 0
 
 
@@ -124,8 +144,8 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
     "controls": (_controls, "dense depth + sparse point-map controls for every curated video"),
     "pipeline": (
         _pipeline,
-        "the graph built so far: synth (if the profile has data), curate, depth-estimator, "
-        "controls, train base, 1, 2, 3",
+        "the whole graph: synth (if the profile has data), curate, depth-estimator, controls, "
+        "train base, 1, 2, 3, benchmark, promote",
     ),
     "train": (None, "train a stage: `longvie train stage=base|1|2|3` (base: VAE + DiT on tiny; "
               "1-3: the dual controller)"),
@@ -133,6 +153,16 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
         _generate,
         "a long video clip by clip: generation.source=<curated source> (or depth_video + "
         "point_map_video + first_frame), generation.model=champion|<version>|<folder>",
+    ),
+    "benchmark": (
+        _benchmark,
+        "regenerate the held-out long videos with the candidate (benchmark.candidate, default the "
+        "newest stage-3 version), the static and naive baselines and the champion; score them",
+    ),
+    "promote": (
+        _promote,
+        "the gate: the benchmarked candidate becomes champion or challenger (MLflow aliases, "
+        "reports/promotion.json)",
     ),
     "config": (_show_config, "print the composed, validated configuration"),
 }
@@ -197,6 +227,25 @@ def print_controls_summary(report: dict) -> None:
         )
     for failure in report["failed"]:
         print(f"  failed {failure['path']}: {failure['reason']}")
+
+
+BENCHMARK_ROWS = ("ssim", "psnr_db", "seam_discontinuity", "ssim_drift_slope", "flicker",
+                  "dynamic", "sharpness_ratio", "track_epe_px", "depth_pearson")
+
+
+def print_benchmark_summary(report: dict) -> None:
+    models = report["models"]
+    names = list(models)
+    state = " (up to date: reused)" if report.get("up_to_date") else ""
+    print(f"benchmark: candidate version {report['candidate_version']}, "
+          f"{len(report['videos'])} videos, {report['seconds']:.0f} s{state}")
+    print(f"  {'metric':<20}" + "".join(f"{name:>11}" for name in names))
+    for metric in BENCHMARK_ROWS:
+        cells = [models[name].get(metric) for name in names]
+        print(f"  {metric:<20}" + "".join(
+            f"{'-' if value is None else format(value, '.4f'):>11}" for value in cells))
+    for metric, reason in report["skipped"].items():
+        print(f"  skipped {metric}: {reason}")
 
 
 def _parser() -> argparse.ArgumentParser:

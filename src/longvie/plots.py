@@ -48,3 +48,50 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path | No
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps),
                    loop=0)
     return path
+
+
+def plot_series(per_model: dict[str, dict[str, Sequence[float]]], path: Path, title: str) -> Path:
+    """One panel per figure name, one line per model, against clip index."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(next(iter(per_model.values())))
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), dpi=100,
+                                squeeze=False)
+    for axis, name in zip(axes[0], names, strict=True):
+        for model, series in per_model.items():
+            axis.plot(range(len(series[name])), series[name], marker=".", label=model)
+        axis.set_xlabel("clip index")
+        axis.set_title(name)
+    axes[0][0].legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def write_frame_strip(path: Path, labels: Sequence[str], videos: Sequence[np.ndarray],
+                      every: int, columns: int = 8) -> Path:
+    """A PNG grid: one row per video (labelled), frames 0, every, 2 every, ... as columns."""
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picks = list(range(0, len(videos[0]), every))[:columns]
+    height, width = videos[0].shape[1:3]
+    zoom = max(1, 96 // height)
+    label_width = 80
+    canvas = Image.new("RGB", (label_width + len(picks) * width * zoom,
+                               len(videos) * height * zoom), "white")
+    draw = ImageDraw.Draw(canvas)
+    for row, (label, video) in enumerate(zip(labels, videos, strict=True)):
+        draw.text((4, row * height * zoom + height * zoom // 2 - 6), label, fill="black")
+        for column, index in enumerate(picks):
+            tile = np.repeat(np.repeat(video[index], zoom, axis=0), zoom, axis=1)
+            canvas.paste(Image.fromarray(tile), (label_width + column * width * zoom,
+                                                 row * height * zoom))
+    canvas.save(path)
+    return path

@@ -58,9 +58,15 @@ def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage:
 
 
 def resolve_model(config: LongvieConfig, model: str) -> Path:
-    """A local model folder for ``model``: a folder path, a version number of the registered
-    model, or an alias (``champion``, ``challenger``). Fails with the reason before anything is
-    loaded: an unknown alias or version names what the registry does hold."""
+    """A local model folder for ``model`` (see :func:`model_version`)."""
+    return model_version(config, model)[1]
+
+
+def model_version(config: LongvieConfig, model: str) -> tuple[int | None, Path]:
+    """The registered version (None for a plain folder) and a local folder for ``model``: a
+    folder path, a version number of the registered model, or an alias (``champion``,
+    ``challenger``). Fails with the reason before anything is loaded: an unknown alias or
+    version names what the registry does hold."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -69,7 +75,7 @@ def resolve_model(config: LongvieConfig, model: str) -> Path:
 
     folder = Path(model)
     if folder.is_dir():
-        return folder
+        return None, folder
     if "/" in model or model.startswith("."):
         raise LongvieError(f"model {model!r}: no such folder")
     name = config.mlflow.registered_model
@@ -89,4 +95,21 @@ def resolve_model(config: LongvieConfig, model: str) -> Path:
             f"{aliases or 'none'}) in {tracking_uri(config)}") from error
     import mlflow.artifacts
 
-    return Path(mlflow.artifacts.download_artifacts(version.source, tracking_uri=tracking_uri(config)))
+    local = mlflow.artifacts.download_artifacts(version.source, tracking_uri=tracking_uri(config))
+    return int(version.version), Path(local)
+
+
+def latest_version(config: LongvieConfig, stage: str) -> int | None:
+    """The newest registered version whose ``longvie.stage`` tag is ``stage`` (e.g. stage3)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from longvie.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(config))
+    try:
+        versions = client.search_model_versions(f"name='{config.mlflow.registered_model}'")
+    except MlflowException:
+        return None
+    numbers = [int(v.version) for v in versions if v.tags.get("longvie.stage") == stage]
+    return max(numbers, default=None)

@@ -129,6 +129,13 @@ def validate(config: LongvieConfig) -> list[str]:
     )
     _validate_controls(config, need)
     _validate_model(config, need)
+    benchmark = config.benchmark
+    for key in ("videos", "frames", "steps"):
+        value = getattr(benchmark, key)
+        need(value >= 0, f"benchmark.{key}={value} must be >= 0 (0 = all / the default)")
+    from longvie.promotion.gate import config_problems
+
+    problems.extend(config_problems(config.promotion))
     return problems
 
 

@@ -435,6 +435,31 @@ class GenerationConfig:
 
 
 @dataclass
+class BenchmarkConfig:
+    """``longvie benchmark``: the held-out long videos regenerated and scored (DESIGN.md §3.8).
+
+    Every curated source of the ``benchmark`` split is a benchmark video (rendered ones and any
+    user videos curated into it). The sampler is ``generation``'s, except ``steps`` when set.
+    """
+
+    # A registry alias, a version number, or a model folder; empty = the newest stage-3 version.
+    candidate: str = ""
+    # Benchmark videos to use (0 = all), in source-id order.
+    videos: int = 0
+    # Frames regenerated per video from its start (0 = the whole video; must hold one clip).
+    frames: int = 0
+    # Sampler steps (0 = generation.steps).
+    steps: int = 0
+    # Model-based metrics run only when their weights are configured (a local folder or hub id
+    # loadable offline): VBench's subject consistency uses DINO features, background
+    # consistency CLIP image features.
+    subject_consistency_model: str = ""
+    background_consistency_model: str = ""
+    # Where the side-by-side videos go (also logged to MLflow).
+    videos_dir: str = "${paths.root}/outputs/benchmark"
+
+
+@dataclass
 class MlflowConfig:
     """Where runs and registered models go. ``MLFLOW_TRACKING_URI`` overrides the URI."""
 
@@ -448,6 +473,49 @@ class MlflowConfig:
 
 
 @dataclass
+class GateMetricConfig:
+    """One benchmark metric of the promotion gate: its weight in the composite score, which way
+    is better, and how much worse than the champion it may be before that counts as a
+    regression (in the metric's own units)."""
+
+    weight: float = 1.0
+    # "higher" or "lower": which way is better.
+    direction: str = "higher"
+    tolerance: float = 0.0
+
+
+@dataclass
+class PromotionConfig:
+    """The champion/challenger gate (``longvie promote``) over the benchmark table.
+
+    Composite = sum of weight x sign x value (sign -1 for lower-is-better) over ``metrics``. A
+    candidate becomes champion only if it is strictly better than every baseline on each of
+    ``must_beat_baselines`` and on the composite, and (when a champion exists) beats the
+    champion's composite by more than ``margin`` with no metric worse beyond its tolerance.
+    """
+
+    metrics: dict[str, GateMetricConfig] = field(
+        default_factory=lambda: {
+            "ssim": GateMetricConfig(weight=1.0, direction="higher", tolerance=0.01),
+            "psnr_db": GateMetricConfig(weight=0.02, direction="higher", tolerance=0.5),
+            "seam_discontinuity": GateMetricConfig(weight=0.2, direction="lower", tolerance=0.1),
+            # Slope of SSIM along the long video: less negative = less drift.
+            "ssim_drift_slope": GateMetricConfig(weight=5.0, direction="higher", tolerance=0.005),
+            # VBench temporal flickering score (1 = no flicker).
+            "flicker": GateMetricConfig(weight=0.5, direction="higher", tolerance=0.01),
+        }
+    )
+    margin: float = 0.005
+    must_beat_baselines: list[str] = field(
+        default_factory=lambda: ["ssim", "seam_discontinuity", "ssim_drift_slope"]
+    )
+    # Benchmark table entries every candidate must beat.
+    baselines: list[str] = field(default_factory=lambda: ["static", "naive"])
+    # Seconds a promotion waits for another one holding the registry lock.
+    lock_timeout_s: float = 300.0
+
+
+@dataclass
 class LongvieConfig:
     profile_name: str = "tiny"
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -458,4 +526,6 @@ class LongvieConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)

@@ -71,6 +71,11 @@ class StoredVideo:
 
         return self._gather(start, stop, lambda clip: read_video(clip.video)[0])
 
+    def tracks(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Clip ``index``'s sparse control: query points (N, 2), tracks (T, N, 2), visibility."""
+        with np.load(self.clips[index].controls) as data:
+            return data["query_xy"], data["tracks_xy"], data["tracks_visible"]
+
     def first_frame(self) -> np.ndarray:
         from longvie.video.io import first_frame
 

@@ -1,0 +1,216 @@
+"""The champion/challenger decision over a benchmark table: pure, no MLflow, no files.
+
+Kept apart from the registry so the rule itself can be read and tested on constructed tables;
+:mod:`longvie.promotion.registry_aliases` applies its verdict to the model registry.
+
+Conservative by design: a candidate whose value for a must-beat metric is missing cannot show
+it beats the baselines, so it stays challenger; a metric missing for any model is left out of
+every composite (scores over different metric sets are not comparable), and the reasons say so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from longvie.config.schema import LongvieConfig, PromotionConfig
+from longvie.errors import LongvieError
+
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+DIRECTIONS = ("higher", "lower")
+
+ModelsTable = Mapping[str, Mapping[str, "float | None"]]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict, every reason as a sentence with its numbers, and each check by name."""
+
+    decision: Literal["champion", "challenger"]
+    reasons: list[str]
+    # Composite score of each model in the table (candidate, baselines, champion).
+    composite: dict[str, float]
+    # e.g. "beats_static.ssim", "beats_naive.composite", "beats_champion.composite_margin",
+    # "within_tolerance.psnr_db"; True = passed.
+    checks: dict[str, bool]
+
+
+def config_problems(config: PromotionConfig) -> list[str]:
+    """Rules of the ``promotion`` section that types cannot express; each names its key.
+
+    Public so config validation can reject a bad override before any work starts.
+    """
+    problems: list[str] = []
+    if not config.metrics:
+        problems.append("promotion.metrics must name at least one metric")
+    for name, metric in config.metrics.items():
+        if metric.direction not in DIRECTIONS:
+            problems.append(f"promotion.metrics.{name}.direction={metric.direction!r} must be "
+                            f"one of {DIRECTIONS}")
+        if not metric.weight >= 0:
+            problems.append(f"promotion.metrics.{name}.weight={metric.weight} must be >= 0")
+        if not metric.tolerance >= 0:
+            problems.append(f"promotion.metrics.{name}.tolerance={metric.tolerance} must be >= 0")
+    for name in config.must_beat_baselines:
+        if name not in config.metrics:
+            problems.append(f"promotion.must_beat_baselines: {name!r} is not one of "
+                            f"promotion.metrics ({', '.join(config.metrics)})")
+    if not config.margin >= 0:
+        problems.append(f"promotion.margin={config.margin} must be >= 0")
+    if not config.baselines:
+        problems.append("promotion.baselines must name at least one baseline")
+    if CANDIDATE in config.baselines or CHAMPION in config.baselines:
+        problems.append("promotion.baselines must not name 'candidate' or 'champion'")
+    return problems
+
+
+def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig) -> Decision:
+    """Champion or challenger for ``models['candidate']`` (``config``: the whole config or its
+    ``promotion`` section). Every check runs, so a challenger gets every reason at once."""
+    gate = config.promotion if isinstance(config, LongvieConfig) else config
+    if problems := config_problems(gate):
+        raise LongvieError("invalid promotion config:\n  " + "\n  ".join(problems))
+    table = _numbers(models, gate)
+    compared = [CANDIDATE, *gate.baselines, *([CHAMPION] if CHAMPION in table else [])]
+    reasons: list[str] = []
+    checks: dict[str, bool] = {}
+
+    used: list[str] = []
+    for metric in gate.metrics:
+        lacking = [name for name in compared if table[name].get(metric) is None]
+        if lacking:
+            reasons.append(f"{metric} is left out of the composite score: no value for "
+                           f"{_and(lacking)}")
+        else:
+            used.append(metric)
+    composite = {name: _composite(table[name], used, gate) for name in compared}
+    candidate = table[CANDIDATE]
+
+    beats_baselines = True
+    for baseline in gate.baselines:
+        for metric in gate.must_beat_baselines:
+            ours, theirs = candidate.get(metric), table[baseline].get(metric)
+            if ours is None or theirs is None:
+                ok = False
+                lacking = _and([n for n, v in ((CANDIDATE, ours), (baseline, theirs)) if v is None])
+                reasons.append(f"{metric} cannot show the candidate beats the {baseline} "
+                               f"baseline: no value for {lacking}")
+            else:
+                ok = _better(ours, theirs, gate.metrics[metric].direction)
+                if not ok:
+                    reasons.append(
+                        f"{metric} {_fmt(ours)} does not beat the {baseline} baseline's "
+                        f"{_fmt(theirs)} ({gate.metrics[metric].direction} is better)")
+            checks[f"beats_{baseline}.{metric}"] = ok
+            beats_baselines &= ok
+        ok = composite[CANDIDATE] > composite[baseline]
+        if not ok:
+            reasons.append(f"composite score {_fmt(composite[CANDIDATE])} does not beat the "
+                           f"{baseline} baseline's {_fmt(composite[baseline])}")
+        checks[f"beats_{baseline}.composite"] = ok
+        beats_baselines &= ok
+
+    if CHAMPION not in table:
+        if beats_baselines:
+            reasons.insert(0, f"no champion yet: the candidate beats {_and(gate.baselines)} on "
+                              f"{_and(gate.must_beat_baselines)} and on the composite score "
+                              f"({_scores(composite)})")
+        return Decision(CHAMPION if beats_baselines else "challenger", reasons, composite, checks)
+
+    champion = table[CHAMPION]
+    ahead = composite[CANDIDATE] - composite[CHAMPION]
+    beats_margin = ahead > gate.margin
+    checks["beats_champion.composite_margin"] = beats_margin
+    regressions = 0
+    for metric in used:
+        rule = gate.metrics[metric]
+        ours, theirs = candidate[metric], champion[metric]
+        worse_by = (theirs - ours) if rule.direction == "higher" else (ours - theirs)
+        # Exactly the tolerance is allowed: 0.43 - 0.42 must not read as 0.0100000001 > 0.01.
+        ok = worse_by <= rule.tolerance or math.isclose(worse_by, rule.tolerance, abs_tol=1e-12)
+        checks[f"within_tolerance.{metric}"] = ok
+        if not ok:
+            regressions += 1
+            reasons.append(f"{metric} {_fmt(ours)} regresses beyond tolerance "
+                           f"{_fmt(rule.tolerance)} against the champion's {_fmt(theirs)} "
+                           f"({rule.direction} is better)")
+    if beats_margin:
+        verdict = (f"composite score {_fmt(composite[CANDIDATE])} beats the champion's "
+                   f"{_fmt(composite[CHAMPION])} by {_fmt(ahead)}, more than the margin "
+                   f"{_fmt(gate.margin)}")
+    else:
+        verdict = (f"composite score {_fmt(composite[CANDIDATE])} does not beat the champion's "
+                   f"{_fmt(composite[CHAMPION])} by the margin {_fmt(gate.margin)} "
+                   f"(difference {_fmt(ahead)})")
+    promoted = beats_baselines and beats_margin and regressions == 0
+    if promoted:
+        reasons[:0] = [f"the candidate beats {_and(gate.baselines)} on "
+                       f"{_and(gate.must_beat_baselines)} and on the composite score", verdict,
+                       "no gate metric regresses beyond its tolerance against the champion"]
+    elif not beats_margin:
+        reasons.append(verdict)
+    return Decision(CHAMPION if promoted else "challenger", reasons, composite, checks)
+
+
+def composite_scores(models: ModelsTable, config: PromotionConfig) -> dict[str, float]:
+    """The composite score of every model in ``models`` over the metrics all of them have."""
+    table = {name: _row(name, row) for name, row in models.items()}
+    used = [m for m in config.metrics if all(row.get(m) is not None for row in table.values())]
+    return {name: _composite(row, used, config) for name, row in table.items()}
+
+
+def _numbers(models: ModelsTable, config: PromotionConfig) -> dict[str, dict[str, float | None]]:
+    """The table's rows as floats (NaN and missing -> None); the needed rows must be there."""
+    for key in (CANDIDATE, *config.baselines):
+        if key not in models:
+            raise LongvieError(f"benchmark table has no {key!r} entry (models.{key}); it holds "
+                               f"{_and(list(models)) or 'nothing'}")
+    return {name: _row(name, row) for name, row in models.items()}
+
+
+def _row(name: str, row: Mapping[str, float | None]) -> dict[str, float | None]:
+    if not isinstance(row, Mapping):
+        raise LongvieError(f"benchmark table entry models.{name} must map metric -> value, "
+                           f"not {type(row).__name__}")
+    values: dict[str, float | None] = {}
+    for metric, value in row.items():
+        if value is None:
+            values[metric] = None
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as error:
+            raise LongvieError(f"models.{name}.{metric}={value!r} is not a number") from error
+        values[metric] = None if math.isnan(number) else number
+    return values
+
+
+def _composite(row: Mapping[str, float | None], used: list[str], config: PromotionConfig) -> float:
+    total = 0.0
+    for metric in used:
+        rule = config.metrics[metric]
+        total += rule.weight * (1.0 if rule.direction == "higher" else -1.0) * row[metric]
+    return total
+
+
+def _better(ours: float, theirs: float, direction: str) -> bool:
+    return ours > theirs if direction == "higher" else ours < theirs
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _and(names: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _scores(composite: Mapping[str, float]) -> str:
+    return ", ".join(f"{name} {_fmt(score)}" for name, score in composite.items())

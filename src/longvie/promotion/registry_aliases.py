@@ -1,0 +1,240 @@
+"""Apply the gate's verdict to the MLflow registry: aliases, version tags and ``promotion.json``.
+
+Two promotions at once must not leave the registry inconsistent. Each one holds an inter-process
+file lock (``<paths.models>/.registry.lock``) from reading the ``champion`` alias to writing the
+report, and refuses when the alias is no longer the champion its benchmark measured: the second
+of two concurrent promotions sees the first one's champion and asks for a new benchmark instead
+of comparing against a model that is no longer the champion.
+
+Write order, so that a crash at any point never leaves an alias on a version whose tags say
+otherwise: (1) drop the ``challenger`` alias if it is on a candidate about to become champion,
+(2) the candidate's ``longvie.promotion.*`` tags, (3) the alias of the decision, (4) the
+``superseded_by`` tag of the replaced champion, (5) ``reports/promotion.json``. A crash after
+(2) leaves tags that no alias contradicts yet; the report, written last, only ever describes a
+decision the registry already holds. Rerunning the promotion repairs any of these states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from longvie.config import LongvieConfig
+from longvie.errors import LongvieError
+from longvie.promotion.gate import CHAMPION, ModelsTable, composite_scores, decide
+
+CHALLENGER = "challenger"
+LOCK_NAME = ".registry.lock"
+REPORT_NAME = "promotion.json"
+TAG = "longvie.promotion."
+# Model version tag values are capped by the store; the full reasons are in the report.
+REASONS_TAG_LIMIT = 5000
+
+
+def current_champion(config: LongvieConfig) -> int | None:
+    """The version the ``champion`` alias points to; None when unset or nothing is registered."""
+    from mlflow import MlflowClient
+
+    from longvie.tracking import tracking_uri
+
+    return _alias_version(MlflowClient(tracking_uri(config)), config.mlflow.registered_model,
+                          CHAMPION)
+
+
+@contextmanager
+def registry_lock(config: LongvieConfig) -> Iterator[Path]:
+    """Hold ``<paths.models>/.registry.lock`` (across processes) while the aliases change."""
+    from filelock import FileLock, Timeout
+
+    path = Path(config.paths.models) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=config.promotion.lock_timeout_s)
+    try:
+        lock.acquire()
+    except Timeout as error:
+        raise LongvieError(
+            f"another promotion has held {path} for over promotion.lock_timeout_s="
+            f"{config.promotion.lock_timeout_s} s; retry when it ends") from error
+    try:
+        yield path
+    finally:
+        lock.release()
+
+
+def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsTable, *,
+            benchmarked_champion: int | None, benchmark_stamp: str | None = None) -> dict[str, Any]:
+    """Decide champion or challenger for ``candidate_version`` and record it; returns the report.
+
+    ``benchmarked_champion`` is the version whose metrics are ``models_table['champion']`` (None
+    when the benchmark found no champion). If the ``champion`` alias has moved since, nothing is
+    changed and LongvieError asks for a new benchmark. ``benchmark_stamp`` (e.g. the benchmark
+    run id or report hash) is recorded to trace the decision to its measurements.
+    """
+    from mlflow import MlflowClient
+
+    from longvie.tracking import tracking_uri
+
+    name = config.mlflow.registered_model
+    client = MlflowClient(tracking_uri(config))
+    candidate = int(candidate_version)
+    _require_version(client, name, candidate, tracking_uri(config))
+    _check_table(models_table, benchmarked_champion, candidate)
+    with registry_lock(config):
+        champion = _alias_version(client, name, CHAMPION)
+        if champion != benchmarked_champion:
+            raise LongvieError(
+                "champion changed during the benchmark: rerun the benchmark (it measured "
+                f"champion {_version_text(benchmarked_champion)}, the registry's champion is now "
+                f"{_version_text(champion)})")
+        if champion == candidate:
+            report = _already_champion(client, name, candidate, models_table, config)
+        else:
+            report = _apply(client, name, candidate, champion, models_table, config,
+                            benchmark_stamp)
+        report["benchmark_stamp"] = benchmark_stamp
+        write_json_atomically(Path(config.paths.reports) / REPORT_NAME, report)
+    return report
+
+
+def _apply(client, name: str, candidate: int, champion: int | None, models: ModelsTable,
+           config: LongvieConfig, benchmark_stamp: str | None) -> dict[str, Any]:
+    """Decide, then write in the order the module docstring gives (tags before aliases)."""
+    decision = decide(models, config.promotion)
+    decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    promoted = decision.decision == CHAMPION
+    if promoted and _alias_version(client, name, CHALLENGER) == candidate:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    reasons = "\n".join(decision.reasons)
+    if len(reasons) > REASONS_TAG_LIMIT:
+        reasons = reasons[:REASONS_TAG_LIMIT - 1] + "…"
+    tags = {
+        "decision": decision.decision,
+        "reasons": reasons,
+        "composite": json.dumps({key: round(score, 6)
+                                 for key, score in decision.composite.items()}),
+        "previous_champion": "none" if champion is None else str(champion),
+        "decided_at": decided_at,
+        **({"benchmark": benchmark_stamp} if benchmark_stamp is not None else {}),
+    }
+    held = client.get_model_version(name, str(candidate)).tags
+    # Tags of an earlier decision on this version that would contradict this one.
+    stale = [key for key in ("benchmark", *(["superseded_by"] if promoted else []))
+             if key not in tags and TAG + key in held]
+    for key in stale:
+        client.delete_model_version_tag(name, str(candidate), TAG + key)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(candidate), TAG + key, value)
+    client.set_registered_model_alias(name, CHAMPION if promoted else CHALLENGER, candidate)
+    if promoted and champion is not None:
+        client.set_model_version_tag(name, str(champion), TAG + "superseded_by", str(candidate))
+    return {
+        "decision": decision.decision,
+        "candidate_version": candidate,
+        "previous_champion": champion,
+        "champion_version": candidate if promoted else champion,
+        "registered_model": name,
+        "reasons": decision.reasons,
+        "composite": decision.composite,
+        "checks": decision.checks,
+        "models": _plain(models),
+        "decided_at": decided_at,
+    }
+
+
+def _already_champion(client, name: str, candidate: int, models: ModelsTable,
+                      config: LongvieConfig) -> dict[str, Any]:
+    """A rerun whose candidate is the champion already (training reused its version): the
+    registry stays as it is, and the report says so instead of the candidate losing a tie
+    against itself."""
+    tags = client.get_model_version(name, str(candidate)).tags
+    previous = tags.get(TAG + "previous_champion", "none")
+    return {
+        "decision": CHAMPION,
+        "candidate_version": candidate,
+        "previous_champion": int(previous) if previous.isdigit() else None,
+        "champion_version": candidate,
+        "registered_model": name,
+        "reasons": [f"version {candidate} is already the champion: the registry is unchanged"],
+        "composite": composite_scores(models, config.promotion),
+        "checks": {},
+        "models": _plain(models),
+        "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
+    """Readers see the old file or the new one, never half of one: temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(payload, file, indent=2, allow_nan=False)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _alias_version(client, name: str, alias: str) -> int | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = aliases.get(alias)
+    return None if version is None else int(version)
+
+
+def _require_version(client, name: str, version: int, uri: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException as error:
+        try:
+            held = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        except MlflowException:
+            held = []
+        raise LongvieError(f"candidate_version={version}: registered model {name!r} has no such "
+                           f"version (versions {held or 'none'}) in {uri}") from error
+
+
+def _check_table(models: ModelsTable, benchmarked_champion: int | None, candidate: int) -> None:
+    """The table's ``champion`` row and ``benchmarked_champion`` must describe the same thing
+    (a champion that is the candidate itself has no row of its own)."""
+    if benchmarked_champion is None and CHAMPION in models:
+        raise LongvieError("the benchmark table has a 'champion' entry (models.champion) but "
+                           "benchmarked_champion is None: pass the version it measured")
+    if benchmarked_champion not in (None, candidate) and CHAMPION not in models:
+        raise LongvieError(f"benchmarked_champion={benchmarked_champion} but the benchmark table "
+                           "has no 'champion' entry (models.champion)")
+
+
+def _plain(models: ModelsTable) -> dict[str, dict[str, float | None]]:
+    """The table as JSON can hold it: NaN becomes null."""
+    def clean(value: float | None) -> float | None:
+        return None if value is None or math.isnan(float(value)) else float(value)
+
+    return {name: {metric: clean(value) for metric, value in row.items()}
+            for name, row in models.items()}
+
+
+def _version_text(version: int | None) -> str:
+    return "none" if version is None else f"version {version}"
+
+
+__all__ = ["current_champion", "promote", "registry_lock", "write_json_atomically"]

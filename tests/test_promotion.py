@@ -1,0 +1,360 @@
+"""The promotion gate: when a candidate becomes champion, and how the registry records it.
+
+The gate tests run on constructed benchmark tables; the registry tests on a real MLflow SQLite
+store under a temp project root.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from longvie.config.schema import GateMetricConfig, PromotionConfig
+from longvie.errors import LongvieError
+from longvie.promotion import config_problems, current_champion, decide, promote
+
+STATIC = {"ssim": 0.30, "psnr_db": 18.0, "seam_discontinuity": 0.50, "ssim_drift_slope": -0.020,
+          "flicker": 0.90}
+NAIVE = {"ssim": 0.35, "psnr_db": 19.0, "seam_discontinuity": 0.40, "ssim_drift_slope": -0.015,
+         "flicker": 0.92}
+CHAMPION = {"ssim": 0.43, "psnr_db": 22.0, "seam_discontinuity": 0.20, "ssim_drift_slope": -0.005,
+            "flicker": 0.96}
+# Better than the champion on every metric: composite 1.360 against the champion's 1.285.
+WINNER = {"ssim": 0.46, "psnr_db": 23.0, "seam_discontinuity": 0.15, "ssim_drift_slope": -0.003,
+          "flicker": 0.97}
+# Beats the baselines, loses to the champion on every metric.
+LOSER = {"ssim": 0.40, "psnr_db": 21.0, "seam_discontinuity": 0.25, "ssim_drift_slope": -0.008,
+         "flicker": 0.95}
+
+
+def table(candidate: dict, champion: dict | None = None) -> dict[str, dict]:
+    models = {"candidate": candidate, "static": dict(STATIC), "naive": dict(NAIVE)}
+    if champion is not None:
+        models["champion"] = champion
+    return models
+
+
+GATE = PromotionConfig()
+
+
+# --- the gate ---------------------------------------------------------------------------------
+
+def test_a_clear_win_over_the_champion_makes_the_candidate_champion():
+    decision = decide(table(WINNER, CHAMPION), GATE)
+    assert decision.decision == "champion"
+    assert decision.composite["candidate"] == pytest.approx(1.36)
+    assert decision.composite["champion"] == pytest.approx(1.285)
+    assert all(decision.checks.values()) and "beats_champion.composite_margin" in decision.checks
+    assert any("beats the champion's 1.285" in reason for reason in decision.reasons)
+
+
+def test_a_composite_win_with_one_metric_beyond_tolerance_stays_challenger():
+    # ssim 0.018 below the champion (tolerance 0.01), made up for by +4 dB PSNR in the composite.
+    candidate = {**WINNER, "ssim": 0.412, "psnr_db": 26.0}
+    decision = decide(table(candidate, CHAMPION), GATE)
+    assert decision.decision == "challenger"
+    assert decision.checks["beats_champion.composite_margin"]
+    assert not decision.checks["within_tolerance.ssim"]
+    assert [name for name, ok in decision.checks.items() if not ok] == ["within_tolerance.ssim"]
+    assert ("ssim 0.412 regresses beyond tolerance 0.01 against the champion's 0.43 "
+            "(higher is better)") in decision.reasons
+
+
+def test_a_regression_within_tolerance_does_not_block_promotion():
+    candidate = {**WINNER, "ssim": 0.425}  # 0.005 below the champion, tolerance 0.01
+    decision = decide(table(candidate, CHAMPION), GATE)
+    assert decision.decision == "champion"
+    assert decision.checks["within_tolerance.ssim"]
+
+
+def test_a_tie_within_the_margin_stays_challenger_and_just_beyond_it_wins():
+    tie = {**CHAMPION, "psnr_db": 22.1}  # composite +0.002, margin 0.005
+    decision = decide(table(tie, CHAMPION), GATE)
+    assert decision.decision == "challenger"
+    assert any("does not beat the champion's 1.285 by the margin 0.005" in reason
+               for reason in decision.reasons)
+    assert decision.checks["beats_champion.composite_margin"] is False
+    ahead = {**CHAMPION, "psnr_db": 22.5}  # composite +0.010
+    assert decide(table(ahead, CHAMPION), GATE).decision == "champion"
+
+
+def test_without_a_champion_beating_the_baselines_is_enough():
+    decision = decide(table(LOSER), GATE)
+    assert decision.decision == "champion"
+    assert decision.reasons[0].startswith("no champion yet")
+    assert set(decision.composite) == {"candidate", "static", "naive"}
+    assert decision.checks == {f"beats_{base}.{metric}": True
+                               for base in ("static", "naive")
+                               for metric in (*GATE.must_beat_baselines, "composite")}
+
+
+def test_losing_to_the_static_baseline_on_ssim_stays_challenger_and_says_so():
+    candidate = {**LOSER, "ssim": 0.29}
+    decision = decide(table(candidate), GATE)
+    assert decision.decision == "challenger"
+    assert not decision.checks["beats_static.ssim"] and not decision.checks["beats_naive.ssim"]
+    assert decision.checks["beats_static.seam_discontinuity"]
+    assert ("ssim 0.29 does not beat the static baseline's 0.3 (higher is better)"
+            in decision.reasons)
+    assert ("ssim 0.29 does not beat the naive baseline's 0.35 (higher is better)"
+            in decision.reasons)
+
+
+def test_lower_is_better_metrics_must_be_lower_than_the_baselines():
+    candidate = {**LOSER, "seam_discontinuity": 0.45}  # better than static 0.50, not naive 0.40
+    decision = decide(table(candidate), GATE)
+    assert decision.decision == "challenger"
+    assert decision.checks["beats_static.seam_discontinuity"]
+    assert not decision.checks["beats_naive.seam_discontinuity"]
+    assert any(reason.startswith("seam_discontinuity 0.45 does not beat the naive baseline's 0.4")
+               for reason in decision.reasons)
+
+
+def test_a_missing_metric_is_left_out_of_every_composite_and_named():
+    candidate = {**WINNER, "flicker": None}
+    champion = {**CHAMPION, "flicker": float("nan")}
+    decision = decide(table(candidate, champion), GATE)
+    assert decision.decision == "champion"
+    assert ("flicker is left out of the composite score: no value for candidate and champion"
+            in decision.reasons)
+    # 0.46 + 0.02 * 23 - 0.2 * 0.15 + 5 * -0.003, with no flicker term; the same for the others.
+    assert decision.composite["candidate"] == pytest.approx(0.875)
+    assert decision.composite["static"] == pytest.approx(0.30 + 0.36 - 0.10 - 0.10)
+    assert "within_tolerance.flicker" not in decision.checks
+
+
+def test_a_missing_must_beat_metric_cannot_show_the_candidate_beats_the_baselines():
+    decision = decide(table({**LOSER, "ssim_drift_slope": None}), GATE)
+    assert decision.decision == "challenger"
+    assert ("ssim_drift_slope cannot show the candidate beats the static baseline: no value for "
+            "candidate") in decision.reasons
+
+
+@pytest.mark.parametrize("missing", ["candidate", "static", "naive"])
+def test_a_table_without_the_candidate_or_a_baseline_is_an_error_naming_it(missing):
+    models = table(WINNER, CHAMPION)
+    del models[missing]
+    with pytest.raises(LongvieError, match=f"no '{missing}' entry \\(models.{missing}\\)"):
+        decide(models, GATE)
+
+
+def test_a_bad_gate_config_names_its_keys():
+    gate = PromotionConfig(must_beat_baselines=["ssim", "fvd"],
+                           metrics={"ssim": GateMetricConfig(direction="up", tolerance=-1.0)})
+    problems = config_problems(gate)
+    assert any(p.startswith("promotion.metrics.ssim.direction='up'") for p in problems)
+    assert any(p.startswith("promotion.metrics.ssim.tolerance=-1.0") for p in problems)
+    assert any(p.startswith("promotion.must_beat_baselines: 'fvd'") for p in problems)
+    with pytest.raises(LongvieError, match="promotion.metrics.ssim.direction"):
+        decide(table(WINNER), gate)
+
+
+def test_the_gate_reads_its_thresholds_from_the_hydra_config(smoke_config):
+    models = table(WINNER, CHAMPION)  # ahead of the champion by 0.075
+    assert decide(models, smoke_config()).decision == "champion"
+    assert decide(models, smoke_config("promotion.margin=0.1")).decision == "challenger"
+    strict = smoke_config("promotion.metrics.flicker.tolerance=0.0")
+    assert decide(table({**WINNER, "flicker": 0.955}, CHAMPION), strict).decision == "challenger"
+
+
+# --- the registry -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow SQLite store holding the registered model and no version, built once: creating
+    the schema takes seconds, copying the file does not."""
+    from mlflow import MlflowClient
+
+    from longvie.config import compose
+    from longvie.registry import ensure_registered_model
+
+    root = tmp_path_factory.mktemp("store")
+    config = compose(["profile=smoke", f"paths.root={root}"])
+    ensure_registered_model(MlflowClient(config.mlflow.tracking_uri),
+                            config.mlflow.registered_model)
+    return root / "mlflow.db"
+
+
+@pytest.fixture
+def registry(smoke_config, tmp_path, monkeypatch, empty_store):
+    """A smoke config on its own copy of the store, and a function registering a new version."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    import longvie.tracking as tracking
+
+    monkeypatch.setattr(tracking, "USER_TRACKING_URI", None)
+    config = smoke_config()
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+    assert config.mlflow.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(config.mlflow.tracking_uri)
+    name = config.mlflow.registered_model
+    source = tmp_path / "model_source"
+    source.mkdir()
+
+    def new_version() -> int:
+        return int(client.create_model_version(name, str(source)).version)
+
+    return config, client, new_version
+
+
+def aliases(config, client) -> dict[str, int]:
+    return {alias: int(version) for alias, version in
+            client.get_registered_model(config.mlflow.registered_model).aliases.items()}
+
+
+def promotion_tags(config, client, version: int) -> dict[str, str]:
+    tags = client.get_model_version(config.mlflow.registered_model, str(version)).tags
+    return {key: value for key, value in tags.items() if key.startswith("longvie.promotion.")}
+
+
+def read_report(config) -> dict:
+    return json.loads((Path(config.paths.reports) / "promotion.json").read_text())
+
+
+def test_the_first_promotion_makes_a_champion_and_writes_the_report(registry):
+    config, client, new_version = registry
+    assert current_champion(config) is None
+    first = new_version()
+    returned = promote(config, first, table(WINNER), benchmarked_champion=None,
+                       benchmark_stamp="bench-1")
+    assert aliases(config, client) == {"champion": first}
+    assert current_champion(config) == first
+    report = read_report(config)
+    assert report == returned
+    assert {"decision", "candidate_version", "previous_champion", "reasons", "composite", "checks",
+            "models", "decided_at"} <= set(report)
+    assert report["decision"] == "champion" and report["candidate_version"] == first
+    assert report["previous_champion"] is None and report["models"] == table(WINNER)
+    assert report["reasons"][0].startswith("no champion yet")
+    tags = promotion_tags(config, client, first)
+    assert tags["longvie.promotion.decision"] == "champion"
+    assert tags["longvie.promotion.previous_champion"] == "none"
+    assert tags["longvie.promotion.benchmark"] == "bench-1"
+    assert tags["longvie.promotion.reasons"] == "\n".join(report["reasons"])
+    assert json.loads(tags["longvie.promotion.composite"])["candidate"] == pytest.approx(1.36)
+
+
+def test_a_losing_candidate_becomes_challenger_and_the_champion_stays(registry):
+    config, client, new_version = registry
+    first, second = new_version(), new_version()
+    promote(config, first, table(CHAMPION), benchmarked_champion=None)
+    report = promote(config, second, table(LOSER, CHAMPION), benchmarked_champion=first)
+    assert report["decision"] == "challenger"
+    assert report["previous_champion"] == first and report["champion_version"] == first
+    assert aliases(config, client) == {"champion": first, "challenger": second}
+    assert promotion_tags(config, client, second)["longvie.promotion.decision"] == "challenger"
+    assert promotion_tags(config, client, first)["longvie.promotion.decision"] == "champion"
+    assert read_report(config)["candidate_version"] == second
+
+
+def test_a_winner_replaces_the_champion_which_stays_recorded(registry):
+    config, client, new_version = registry
+    first, second = new_version(), new_version()
+    promote(config, first, table(CHAMPION), benchmarked_champion=None)
+    promote(config, second, table({**CHAMPION, "psnr_db": 22.1}, CHAMPION),
+            benchmarked_champion=first)
+    assert aliases(config, client) == {"champion": first, "challenger": second}
+    # The challenger, benchmarked again after more training, now wins: it is no longer challenger.
+    report = promote(config, second, table(WINNER, CHAMPION), benchmarked_champion=first)
+    assert report["decision"] == "champion" and report["previous_champion"] == first
+    assert aliases(config, client) == {"champion": second}
+    second_tags = promotion_tags(config, client, second)
+    assert second_tags["longvie.promotion.previous_champion"] == str(first)
+    assert promotion_tags(config, client, first)["longvie.promotion.superseded_by"] == str(second)
+    # A former champion that wins again is no longer marked superseded.
+    promote(config, first, table(WINNER, CHAMPION), benchmarked_champion=second)
+    assert aliases(config, client) == {"champion": first}
+    assert "longvie.promotion.superseded_by" not in promotion_tags(config, client, first)
+    assert promotion_tags(config, client, second)["longvie.promotion.superseded_by"] == str(first)
+
+
+def test_promoting_the_champion_again_changes_nothing(registry):
+    config, client, new_version = registry
+    first = new_version()
+    promote(config, first, table(WINNER), benchmarked_champion=None)
+    tags = promotion_tags(config, client, first)
+    report = promote(config, first, table(WINNER, WINNER), benchmarked_champion=first)
+    assert report["decision"] == "champion" and "already the champion" in report["reasons"][0]
+    assert aliases(config, client) == {"champion": first}
+    assert promotion_tags(config, client, first) == tags
+
+
+def test_a_stale_benchmark_is_refused_and_changes_nothing(registry):
+    config, client, new_version = registry
+    first, second = new_version(), new_version()
+    promote(config, first, table(CHAMPION), benchmarked_champion=None)
+    report_before = (Path(config.paths.reports) / "promotion.json").read_bytes()
+    # The benchmark of `second` started before `first` became champion: it measured no champion.
+    with pytest.raises(LongvieError, match="champion changed during the benchmark: rerun the "
+                       "benchmark \\(it measured champion none, the registry's champion is now "
+                       f"version {first}\\)"):
+        promote(config, second, table(WINNER), benchmarked_champion=None)
+    assert aliases(config, client) == {"champion": first}
+    assert promotion_tags(config, client, second) == {}
+    assert (Path(config.paths.reports) / "promotion.json").read_bytes() == report_before
+
+
+def test_a_table_and_benchmarked_champion_that_disagree_or_an_unknown_version_are_refused(
+        registry):
+    config, client, new_version = registry
+    first = new_version()
+    with pytest.raises(LongvieError, match="benchmarked_champion is None"):
+        promote(config, first, table(WINNER, CHAMPION), benchmarked_champion=None)
+    with pytest.raises(LongvieError, match="candidate_version=9: .* no such version \\(versions "
+                       f"\\[{first}\\]\\)"):
+        promote(config, 9, table(WINNER), benchmarked_champion=None)
+    assert aliases(config, client) == {}
+
+
+def _promote_in_child(root: str, version: int, barrier, results) -> None:
+    """One promotion process. ``decide`` is slowed so both processes read the alias before
+    either moves it, unless the registry lock serialises them."""
+    import longvie.promotion.registry_aliases as registry_aliases
+    import longvie.tracking as tracking
+    from longvie.config import compose
+
+    tracking.USER_TRACKING_URI = None
+    config = compose(["profile=smoke", f"paths.root={root}"])
+    current_champion(config)  # imports and opens the store before the race starts
+    real_decide = registry_aliases.decide
+
+    def slow_decide(*args, **kwargs):
+        time.sleep(1.0)
+        return real_decide(*args, **kwargs)
+
+    registry_aliases.decide = slow_decide
+    barrier.wait(timeout=60)
+    try:
+        report = promote(config, version, table(WINNER), benchmarked_champion=None)
+        results.put((version, "promoted", report["decision"]))
+    except LongvieError as error:
+        results.put((version, "refused", str(error)))
+
+
+def test_two_concurrent_promotions_leave_one_consistent_champion(registry):
+    config, client, new_version = registry
+    versions = [new_version(), new_version()]
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_promote_in_child,
+                               args=(config.paths.root, version, barrier, results))
+               for version in versions]
+    for worker in workers:
+        worker.start()
+    outcomes = sorted((results.get(timeout=120) for _ in workers), key=lambda o: o[1])
+    for worker in workers:
+        worker.join(timeout=30)
+    assert [outcome[1] for outcome in outcomes] == ["promoted", "refused"]
+    (winner, _, decision), (loser, _, message) = outcomes
+    assert decision == "champion"
+    assert message.startswith("champion changed during the benchmark: rerun the benchmark")
+    assert aliases(config, client) == {"champion": winner}
+    assert read_report(config)["candidate_version"] == winner
+    assert promotion_tags(config, client, winner)["longvie.promotion.decision"] == "champion"
+    assert promotion_tags(config, client, loser) == {}
