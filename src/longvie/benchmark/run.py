@@ -70,7 +70,7 @@ def contenders(config: LongvieConfig) -> tuple[list[Contender], int | None]:
     from longvie.promotion.registry_aliases import current_champion
     from longvie.registry import latest_version, model_version
 
-    wanted = config.benchmark.candidate
+    wanted = config.benchmark.candidate or _trained_stage3(config)
     if not wanted:
         newest = latest_version(config, "stage3")
         if newest is None:
@@ -85,6 +85,16 @@ def contenders(config: LongvieConfig) -> tuple[list[Contender], int | None]:
     if champion is not None and champion != version:
         entries.append(Contender("champion", *model_version(config, str(champion))))
     return entries, champion
+
+
+def _trained_stage3(config: LongvieConfig) -> str:
+    """The version this project's last ``train stage=3`` registered (reports/train_3.json), so
+    the pipeline benchmarks what it just trained, not some newer experiment's version."""
+    path = Path(config.paths.reports) / "train_3.json"
+    if not path.is_file():
+        return ""
+    version = json.loads(path.read_text()).get("mlflow", {}).get("version")
+    return "" if version is None else str(version)
 
 
 def _stamp(config: LongvieConfig, entries: list[Contender], sources: list[str],

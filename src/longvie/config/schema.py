@@ -442,7 +442,8 @@ class BenchmarkConfig:
     user videos curated into it). The sampler is ``generation``'s, except ``steps`` when set.
     """
 
-    # A registry alias, a version number, or a model folder; empty = the newest stage-3 version.
+    # A registry alias, a version number, or a model folder; empty = the version the last
+    # `train stage=3` registered (reports/train_3.json), else the newest stage-3 version.
     candidate: str = ""
     # Benchmark videos to use (0 = all), in source-id order.
     videos: int = 0
