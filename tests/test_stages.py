@@ -334,7 +334,7 @@ def test_the_stage_assets_materialise_in_order_with_their_figures(trained, tmp_p
     job = defs.resolve_job_def("training")
     assert job.asset_layer.executable_asset_keys == {
         dg.AssetKey(k) for k in ("base_model", "stage1_controller", "stage2_controller",
-                                 "stage3_controller")}
+                                 "stage3_controller", "benchmark", "promotion")}
     root = copy_project(trained, tmp_path / "dagster", ("data", "models"))
     for stage in ("stage1", "stage2", "stage3"):
         shutil.rmtree(root / "models" / stage)
