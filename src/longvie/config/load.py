@@ -170,6 +170,18 @@ def _validate_model(config: LongvieConfig, need) -> None:
             )
             need(phase.steps >= 0 and phase.batch_size >= 1,
                  f"training.{name}.phases[{index}] needs steps >= 0 and batch_size >= 1")
+    vae = model.vae
+    patch = vae.patch_size or 1
+    spatial = patch * 2 ** (len(vae.dim_mult) - 1)
+    temporal = 2 ** sum(vae.temperal_downsample)
+    need(
+        len(vae.temperal_downsample) == len(vae.dim_mult) - 1 and spatial == 8 and temporal == 4,
+        f"model.vae: patch_size {patch} x 2^(len(dim_mult) - 1) must be 8 (got {spatial}) and "
+        f"temperal_downsample must halve time twice in len(dim_mult) - 1 steps (got "
+        f"{vae.temperal_downsample}): the pipeline's latents are 8x smaller in space, 4x in time",
+    )
+    need(vae.in_channels == vae.out_channels == 3 * patch**2,
+         f"model.vae.in_channels/out_channels must be 3 x patch_size^2 = {3 * patch**2}")
     need(blocks.in_channels == 36 and blocks.out_channels == 16,
          "model.transformer: the I2V layout needs in_channels=36 and out_channels=16")
     _validate_stages(config, need)
