@@ -324,7 +324,7 @@ class BaseTrainingConfig:
         default_factory=lambda: [
             PhaseConfig(frames=1, steps=300, batch_size=16),
             PhaseConfig(frames=5, steps=300, batch_size=8),
-            PhaseConfig(frames=17, steps=900, batch_size=8),
+            PhaseConfig(frames=17, steps=1500, batch_size=8),
         ]
     )
     learning_rate: float = 5e-4
@@ -385,7 +385,7 @@ class Stage2Config(StageConfig):
 class Stage3Config(Stage2Config):
     """History context: the preceding frames of the same source as tokens, the stage-3 loss."""
 
-    steps: int = 500
+    steps: int = 1000
     # Half of stages 1-2 (the paper: 5e-6 after 1e-5), for the controller and the base's
     # self-attention alike. A fifth of it for the attention (5e-5) left history hurting the
     # held-out loss after 600 steps (0.090 with vs 0.074 without).
