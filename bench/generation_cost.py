@@ -63,9 +63,7 @@ def child(minutes: float, steps: int, overrides: list[str]) -> dict:
     video = stored_video(config, benchmark_sources(config)[0])
     frames = int(minutes * 60 * config.video.fps) + 1
     controls = LoopedControls(video, frames)
-    settings = GenerationSettings(steps=steps, shift=config.generation.shift,
-                                  guidance=config.generation.guidance,
-                                  history_frames=config.generation.history_frames)
+    settings = GenerationSettings.from_config(config.generation, steps=steps)
     first = video.first_frame()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:

@@ -1,9 +1,14 @@
-"""Folders appear whole or not at all: build in a staging folder, then swap it in by renames."""
+"""Files and folders appear whole or not at all: written beside, then swapped in by renames."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def replace_directory(staging: Path, target: Path) -> None:
@@ -18,3 +23,20 @@ def replace_directory(staging: Path, target: Path) -> None:
         target.rename(previous)
     staging.rename(target)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
+    """Readers see the old file or the new one, never half of one: temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(payload, file, indent=2, allow_nan=False)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -84,11 +84,11 @@ def model_version(config: LongvieConfig, model: str) -> tuple[int | None, Path]:
         version = (client.get_model_version(name, model) if model.isdigit()
                    else client.get_model_version_by_alias(name, model))
     except MlflowException as error:
+        held = held_versions(client, name)
         try:
-            held = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
             aliases = sorted(client.get_registered_model(name).aliases)
         except MlflowException:
-            held, aliases = [], []
+            aliases = []
         raise LongvieError(
             f"model {model!r}: not a folder, and registered model {name!r} has no such "
             f"{'version' if model.isdigit() else 'alias'} (versions {held or 'none'}, aliases "
@@ -97,6 +97,17 @@ def model_version(config: LongvieConfig, model: str) -> tuple[int | None, Path]:
 
     local = mlflow.artifacts.download_artifacts(version.source, tracking_uri=tracking_uri(config))
     return int(version.version), Path(local)
+
+
+def held_versions(client, name: str) -> list[int]:
+    """The version numbers of registered model ``name`` (none when it does not exist), for
+    errors that say what the registry does hold."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    except MlflowException:
+        return []
 
 
 def latest_version(config: LongvieConfig, stage: str) -> int | None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 
@@ -119,11 +119,9 @@ def _stamp(config: LongvieConfig, entries: list[Contender], sources: list[str],
 def _sampler(config: LongvieConfig, entry: Contender):
     from longvie.generation.long_video import GenerationSettings
 
-    generation = config.generation
-    return GenerationSettings(
-        steps=config.benchmark.steps or generation.steps, shift=generation.shift,
-        guidance=generation.guidance, history_frames=generation.history_frames,
-        history=entry.history, unified_noise=entry.unified_noise, seed=generation.seed)
+    return GenerationSettings.from_config(
+        config.generation, steps=config.benchmark.steps or config.generation.steps,
+        history=entry.history, unified_noise=entry.unified_noise)
 
 
 def _frames_of(video, config: LongvieConfig) -> int:
@@ -165,12 +163,18 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     skipped = dict(UNWIRED)
     disparity = _depth_model(config, skipped)
     videos = [stored_video(config, source) for source in sources]
+    # Each reference is decoded once, and candidate and naive share one loaded model.
+    references = {v.source_id: v.reference(0, _frames_of(v, config)) for v in videos}
+    loaded: dict[Path, object] = {}
     per_video: dict[str, dict[str, dict]] = {e.name: {} for e in entries}
     outputs: dict[str, list[np.ndarray]] = {}
     for entry in entries:
-        parts = _load(config, entry)
+        if entry.folder is not None and entry.folder not in loaded:
+            loaded[entry.folder] = _load(config, entry.folder)
+        parts = loaded.get(entry.folder)
         for video in videos:
-            generated, scores = _generate_and_score(config, entry, parts, video, disparity,
+            generated, scores = _generate_and_score(config, entry, parts, video,
+                                                    references[video.source_id], disparity,
                                                     progress)
             scores["metrics"].update(feature_metrics(config, generated, skipped))
             per_video[entry.name][video.source_id] = scores
@@ -180,7 +184,7 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     per_clip = {name: _mean_series([v["per_clip"] for v in by_video.values()])
                 for name, by_video in per_video.items()}
     reports = Path(config.paths.reports)
-    pictures = _pictures(config, entries, videos, outputs, per_clip, reports)
+    pictures = _pictures(config, entries, videos, references, outputs, per_clip, reports)
     report = {
         "candidate_version": entries[0].version,
         "candidate_model": str(entries[0].folder),
@@ -191,7 +195,7 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
         "per_clip": per_clip,
         "per_video": {name: {source: v["metrics"] for source, v in by_video.items()}
                       for name, by_video in per_video.items()},
-        "videos": {v.source_id: _frames_of(v, config) for v in videos},
+        "videos": {source: len(reference) for source, reference in references.items()},
         "sampler": dataclasses.asdict(_sampler(config, entries[0])),
         "skipped": skipped,
         "pictures": [str(p) for p in pictures["plots"]],
@@ -201,25 +205,24 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     }
     if log_mlflow:
         report["mlflow_run_id"] = _log_run(config, report, pictures, tags)
-    _write_json(report_path, report)
+    write_json_atomically(report_path, report)
     return report
 
 
-def _load(config: LongvieConfig, entry: Contender):
+def _load(config: LongvieConfig, folder: Path):
     from longvie.model.folder import load_generator
 
-    if entry.folder is None:
-        return None
-    return load_generator(str(entry.folder), config.model, with_controller=False)
+    return load_generator(str(folder), config.model, with_controller=False)
 
 
-def _generate_and_score(config: LongvieConfig, entry: Contender, parts, video, disparity,
-                        progress: bool) -> tuple[np.ndarray, dict]:
+def _generate_and_score(config: LongvieConfig, entry: Contender, parts, video,
+                        reference: np.ndarray, disparity, progress: bool
+                        ) -> tuple[np.ndarray, dict]:
     from longvie.benchmark.scoring import ClipTracks, score_video
     from longvie.generation.long_video import generate_long_video
     from longvie.generation.plan import plan_clips
 
-    frames = _frames_of(video, config)
+    frames = len(reference)
     spans = plan_clips(frames, config.video.clip_frames)
     first = video.first_frame()
     if parts is None:
@@ -237,7 +240,7 @@ def _generate_and_score(config: LongvieConfig, entry: Contender, parts, video, d
             return None
         return ClipTracks(*video.tracks(span.index))
 
-    scores = score_video(generated, video.reference(0, frames), spans,
+    scores = score_video(generated, reference, spans,
                          lambda start, stop: video.span(start, stop)[0], tracks, disparity)
     return generated, scores
 
@@ -252,8 +255,8 @@ def _mean_series(series: list[dict[str, list[float]]]) -> dict[str, list[float]]
     return merged
 
 
-def _pictures(config: LongvieConfig, entries: list[Contender], videos, outputs, per_clip,
-              reports: Path) -> dict[str, list[Path]]:
+def _pictures(config: LongvieConfig, entries: list[Contender], videos, references, outputs,
+              per_clip, reports: Path) -> dict[str, list[Path]]:
     """The per-clip plot, a frame strip of the first video, and side-by-side mp4s
     (reference | each contender) per video."""
     from longvie.plots import plot_series, write_frame_strip
@@ -266,9 +269,7 @@ def _pictures(config: LongvieConfig, entries: list[Contender], videos, outputs, 
     side_dir.mkdir(parents=True, exist_ok=True)
     movies = []
     for index, video in enumerate(videos):
-        frames = len(outputs[video.source_id][0])
-        reference = video.reference(0, frames)
-        panels = [reference, *outputs[video.source_id]]
+        panels = [references[video.source_id], *outputs[video.source_id]]
         if index == 0:
             plots.append(write_frame_strip(reports / FRAMES_PICTURE, ["reference", *names],
                                            panels, config.video.clip_frames - 1))
@@ -302,9 +303,3 @@ def _log_run(config: LongvieConfig, report: dict, pictures: dict[str, list[Path]
         return run.info.run_id
 
 
-def _write_json(path: Path, data: dict) -> None:
-    """Written beside, then renamed: a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(staging, path)

@@ -48,6 +48,14 @@ class GenerationSettings:
     unified_noise: bool = True
     seed: int = 0
 
+    @classmethod
+    def from_config(cls, generation, **overrides) -> GenerationSettings:
+        """The sampler of a ``GenerationConfig`` (``generation`` section), with ``overrides``."""
+        values = {"steps": generation.steps, "shift": generation.shift,
+                  "guidance": generation.guidance, "history_frames": generation.history_frames,
+                  "seed": generation.seed}
+        return cls(**{**values, **overrides})
+
 
 def padded_span(controls: ControlVideo, span: ClipSpan) -> tuple[np.ndarray, np.ndarray]:
     """The clip's controls; frames past the video's end repeat its last frame."""

@@ -96,9 +96,7 @@ def generate(config: LongvieConfig, progress: bool = True) -> dict:
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.partial.mp4")
     height, width = inputs.first_frame.shape[:2]
-    sampler = GenerationSettings(steps=settings.steps, shift=settings.shift,
-                                 guidance=settings.guidance,
-                                 history_frames=settings.history_frames, seed=settings.seed)
+    sampler = GenerationSettings.from_config(settings)
     try:
         with VideoWriter(staging, config.video.fps, width, height) as writer:
             report = generate_long_video(parts, inputs.first_frame, inputs.controls,

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 from longvie.promotion.gate import CHAMPION, ModelsTable, composite_scores, decide
@@ -169,23 +168,6 @@ def _already_champion(client, name: str, candidate: int, models: ModelsTable,
     }
 
 
-def write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
-    """Readers see the old file or the new one, never half of one: temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(payload, file, indent=2, allow_nan=False)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _alias_version(client, name: str, alias: str) -> int | None:
     from mlflow.exceptions import MlflowException
 
@@ -202,15 +184,14 @@ def _alias_version(client, name: str, alias: str) -> int | None:
 def _require_version(client, name: str, version: int, uri: str) -> None:
     from mlflow.exceptions import MlflowException
 
+    from longvie.registry import held_versions
+
     try:
         client.get_model_version(name, str(version))
     except MlflowException as error:
-        try:
-            held = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
-        except MlflowException:
-            held = []
         raise LongvieError(f"candidate_version={version}: registered model {name!r} has no such "
-                           f"version (versions {held or 'none'}) in {uri}") from error
+                           f"version (versions {held_versions(client, name) or 'none'}) in "
+                           f"{uri}") from error
 
 
 def _check_table(models: ModelsTable, benchmarked_champion: int | None, candidate: int) -> None:
@@ -237,4 +218,4 @@ def _version_text(version: int | None) -> str:
     return "none" if version is None else f"version {version}"
 
 
-__all__ = ["current_champion", "promote", "registry_lock", "write_json_atomically"]
+__all__ = ["current_champion", "promote", "registry_lock"]
