@@ -12,6 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup run test test-assets repro lock clean
+.PHONY: ui
 
 setup: $(STAMP)
 
@@ -21,9 +22,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-# The main job: render the default data (tracked by data.dvc), curate it, print the summary.
+# The main job: render the default data (tracked by data.dvc), then the whole Dagster asset graph
+# in-process (curation, controls per video, training, benchmark, promotion) on the instance in
+# $DAGSTER_HOME (.dagster_home/ by default, which `make ui` shows). `longvie pipeline` runs the
+# same steps without Dagster.
 run: setup
-	$(BIN)/longvie pipeline
+	$(BIN)/python -m orchestration.main_job
+
+# The Dagster UI and the MLflow UI on 127.0.0.1; Ctrl-C stops both (orchestration/ui.py).
+# Other ports: `make ui DAGSTER_PORT=3001 MLFLOW_PORT=5001`.
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT  ?= 5000
+ui: setup
+	DAGSTER_PORT=$(DAGSTER_PORT) MLFLOW_PORT=$(MLFLOW_PORT) $(BIN)/python -m orchestration.ui
 
 # Real videos no one here made, from Debian's opencv-doc (see tests/conftest.py).
 test-assets:

@@ -1,5 +1,7 @@
 """Assemble the code location; nothing else happens here (and nothing heavy is imported)."""
 
+import os
+
 import dagster as dg
 
 from orchestration.assets.controls import (
@@ -9,25 +11,32 @@ from orchestration.assets.controls import (
     depth_estimator,
 )
 from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_videos
-from orchestration.assets.evaluation import benchmark, promotion
+from orchestration.assets.evaluation import benchmark, promotion, promotion_gate
 from orchestration.assets.training import (
     base_model,
     stage1_controller,
     stage2_controller,
     stage3_controller,
+    training_loss_checks,
 )
-from orchestration.resources import LongvieConfigResource
+from orchestration.launch import code_location_executor
+from orchestration.resources import DvcResource, LongvieConfigResource, MlflowResource
+from orchestration.triggers import build_raw_data_sensor, build_weekly_retraining
 
 # A string selection: parsed by Dagster's antlr 4.13 grammar (see README, "Why Hydra 1.4.0rc3").
-curation_job = dg.define_asset_job("curation", selection="key:raw_videos or key:curated_clips")
+# The unpartitioned steps before the per-video controls: the depth estimator trains on the
+# curated train split, and every control_signals partition needs it.
+curation_job = dg.define_asset_job(
+    "curation", selection="key:raw_videos or key:curated_clips or key:depth_estimator"
+)
 # Partitioned by source video (inferred from the asset): a backfill runs one video per run.
 controls_job = dg.define_asset_job("controls", selection="key:control_signals")
-# The base and the three controller stages, in order (each starts from the one before), then
-# the benchmark and the promotion gate: a retraining ends with its decision.
+# The controls report, the base and the three controller stages in order (each starts from the
+# one before), then the benchmark and the promotion gate: a retraining ends with its decision.
 training_job = dg.define_asset_job(
     "training",
-    selection="key:base_model or key:stage1_controller or key:stage2_controller "
-    "or key:stage3_controller or key:benchmark or key:promotion",
+    selection="key:controls_report or key:base_model or key:stage1_controller "
+    "or key:stage2_controller or key:stage3_controller or key:benchmark or key:promotion",
 )
 
 defs = dg.Definitions(
@@ -44,7 +53,17 @@ defs = dg.Definitions(
         benchmark,
         promotion,
     ],
-    asset_checks=[clip_table_is_valid, controls_are_valid],
+    asset_checks=[clip_table_is_valid, controls_are_valid, *training_loss_checks,
+                  promotion_gate],
     jobs=[curation_job, controls_job, training_job],
-    resources={"longvie": LongvieConfigResource()},
+    schedules=[build_weekly_retraining(training_job)],
+    sensors=[build_raw_data_sensor(curation_job, controls_job, training_job)],
+    resources={
+        "longvie": LongvieConfigResource(),
+        "dvc": DvcResource(),
+        "mlflow": MlflowResource(ui_url=f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT', 5000)}"),
+    },
+    # orchestration.executor / max_concurrent of the config composed without overrides, or
+    # LONGVIE_EXECUTOR (orchestration/launch.py; docs/scale_out.md).
+    executor=code_location_executor(),
 )

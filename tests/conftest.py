@@ -84,3 +84,10 @@ def random_stage3(root: Path, config, name: str, seed: int) -> Path:
     model = LongVieTransformer(transformer, DualController(transformer, 1))
     folder = root / "models" / name / "model"
     return save_stage_model(folder, "stage3", model, str(base), base_changed=False)
+
+
+def resources_with(longvie) -> dict:
+    """The code location's resources with this config resource (DVC and MLflow as defined)."""
+    from orchestration.resources import DvcResource, MlflowResource
+
+    return {"longvie": longvie, "dvc": DvcResource(), "mlflow": MlflowResource()}

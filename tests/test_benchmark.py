@@ -15,7 +15,7 @@ import pytest
 
 from longvie.config import compose
 from longvie.errors import LongvieError
-from tests.conftest import copy_project, random_stage3
+from tests.conftest import copy_project, random_stage3, resources_with
 
 CONTENDERS = {"candidate", "naive", "static"}
 
@@ -85,7 +85,7 @@ def test_a_second_run_with_the_same_inputs_reuses_the_report(project, monkeypatc
 
     config = smoke(project, "benchmark.candidate=1")
     first = run.run_benchmark(config, progress=False, log_mlflow=False)
-    monkeypatch.setattr(run, "_generate_and_score", lambda *a: pytest.fail("regenerated"))
+    monkeypatch.setattr(run, "generate_and_score", lambda *a: pytest.fail("regenerated"))
     again = run.run_benchmark(config, progress=False, log_mlflow=False)
     assert again["up_to_date"] and again["models"] == first["models"]
 
@@ -127,8 +127,8 @@ def test_a_crash_mid_benchmark_moves_no_alias_and_leaves_no_report(project, monk
             raise RuntimeError("killed mid-benchmark")
         return original(*args)
 
-    original = run._generate_and_score
-    monkeypatch.setattr(run, "_generate_and_score", crash_on_second)
+    original = run.generate_and_score
+    monkeypatch.setattr(run, "generate_and_score", crash_on_second)
     before = aliases(config)
     with pytest.raises(RuntimeError, match="killed"):
         run.run_benchmark(config, progress=False, log_mlflow=False)
@@ -143,7 +143,7 @@ def test_a_crash_mid_benchmark_moves_no_alias_and_leaves_no_report(project, monk
 def test_an_unknown_candidate_fails_before_anything_is_generated(project, monkeypatch):
     from longvie.benchmark import run
 
-    monkeypatch.setattr(run, "_generate_and_score", lambda *a: pytest.fail("generated"))
+    monkeypatch.setattr(run, "generate_and_score", lambda *a: pytest.fail("generated"))
     with pytest.raises(LongvieError, match="no such version"):
         run.run_benchmark(smoke(project, "benchmark.candidate=99"), progress=False)
 
@@ -158,7 +158,7 @@ def test_the_dagster_assets_benchmark_then_record_the_decision(project):
                  "benchmark.steps=2", "benchmark.candidate=1", "controls.depth.model=/none",
                  f"paths.reports={project}/dagster_reports"]
     result = dg.materialize([benchmark, promotion],
-                            resources={"longvie": LongvieConfigResource(overrides=overrides)})
+                            resources=resources_with(LongvieConfigResource(overrides=overrides)))
     assert result.success
     [scored] = result.asset_materializations_for_node("benchmark")
     assert scored.metadata["candidate_version"].value == 1

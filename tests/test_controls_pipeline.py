@@ -19,6 +19,7 @@ from longvie.controls.extract import read_meta
 from longvie.controls.run import expected_frames, extract_controls, source_plans
 from longvie.curation import curate
 from longvie.synth import render_dataset
+from tests.conftest import resources_with
 
 
 def smoke(root: Path, *overrides: str):
@@ -151,8 +152,8 @@ def test_dagster_partitions_follow_the_videos_and_only_new_ones_are_missing(proj
     from orchestration.resources import LongvieConfigResource
 
     root = copy_of(project, tmp_path)
-    resources = {"longvie": LongvieConfigResource(overrides=["profile=smoke",
-                                                            f"paths.root={root}"])}
+    resources = resources_with(LongvieConfigResource(overrides=["profile=smoke",
+                                                                f"paths.root={root}"]))
     instance = dg.DagsterInstance.ephemeral()
     upstream = [raw_videos, curated_clips, depth_estimator]
     assert dg.materialize(upstream, resources=resources, instance=instance).success

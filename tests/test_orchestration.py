@@ -12,7 +12,7 @@ import dagster as dg
 from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_videos
 from orchestration.definitions import defs
 from orchestration.resources import LongvieConfigResource
-from tests.conftest import REPO
+from tests.conftest import REPO, resources_with
 from tests.videos import moving_texture, write
 
 
@@ -21,7 +21,7 @@ def test_string_asset_selection_parses():
     keys = selection.resolve([raw_videos, curated_clips])
     assert keys == {dg.AssetKey("raw_videos"), dg.AssetKey("curated_clips")}
     job = defs.resolve_job_def("curation")
-    assert job.asset_layer.executable_asset_keys == keys
+    assert job.asset_layer.executable_asset_keys == keys | {dg.AssetKey("depth_estimator")}
 
 
 def test_dagster_cli_validates_the_code_location(tmp_path):
@@ -42,7 +42,7 @@ def _materialize(root: Path):
     resource = LongvieConfigResource(overrides=["profile=smoke", f"paths.root={root}"])
     return dg.materialize(
         [raw_videos, curated_clips, clip_table_is_valid],
-        resources={"longvie": resource},
+        resources=resources_with(resource),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -76,7 +76,8 @@ def test_the_check_fails_when_a_clip_file_disappears(tmp_path):
 
     result = dg.materialize(
         [curated_clips.to_source_asset(), clip_table_is_valid],
-        resources={"longvie": LongvieConfigResource(overrides=["profile=smoke", f"paths.root={tmp_path}"])},
+        resources=resources_with(
+            LongvieConfigResource(overrides=["profile=smoke", f"paths.root={tmp_path}"])),
         selection=dg.AssetSelection.checks(clip_table_is_valid),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

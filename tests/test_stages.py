@@ -28,7 +28,7 @@ from longvie.training.stages import (
     flow_matching_terms,
     history_input,
 )
-from tests.conftest import copy_project
+from tests.conftest import copy_project, resources_with
 
 B, F, H, W = 2, 3, 4, 4  # latent batch: 9 pixel frames of 32 x 32 (smoke)
 
@@ -333,15 +333,16 @@ def test_the_stage_assets_materialise_in_order_with_their_figures(trained, tmp_p
 
     job = defs.resolve_job_def("training")
     assert job.asset_layer.executable_asset_keys == {
-        dg.AssetKey(k) for k in ("base_model", "stage1_controller", "stage2_controller",
-                                 "stage3_controller", "benchmark", "promotion")}
+        dg.AssetKey(k) for k in ("controls_report", "base_model", "stage1_controller",
+                                 "stage2_controller", "stage3_controller", "benchmark",
+                                 "promotion")}
     root = copy_project(trained, tmp_path / "dagster", ("data", "models"))
     for stage in ("stage1", "stage2", "stage3"):
         shutil.rmtree(root / "models" / stage)
     resource = LongvieConfigResource(overrides=["profile=smoke", f"paths.root={root}"])
     result = dg.materialize(
         [base_model.to_source_asset(), stage1_controller, stage2_controller, stage3_controller],
-        resources={"longvie": resource}, instance=dg.DagsterInstance.ephemeral(),
+        resources=resources_with(resource), instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
     for stage in ("1", "2", "3"):
@@ -349,3 +350,4 @@ def test_the_stage_assets_materialise_in_order_with_their_figures(trained, tmp_p
         assert event.metadata["steps"].value == report(root, stage)["steps"]
         assert "| held-out loss | value |" in event.metadata["heldout"].value
         assert event.metadata["registered_version"].value >= 1
+        assert event.metadata["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")

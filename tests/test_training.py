@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from longvie.config import compose
 from longvie.training.sampling import Phase, StepBatchSampler, phase_at, total_steps
-from tests.conftest import copy_project
+from tests.conftest import copy_project, resources_with
 
 PHASES = [Phase(frames=1, steps=3, batch_size=4), Phase(frames=5, steps=2, batch_size=2)]
 
@@ -165,7 +165,7 @@ def test_the_base_model_asset_materialises_with_its_figures(curated, tmp_path):
     resource = LongvieConfigResource(overrides=["profile=smoke", f"paths.root={root}"])
     result = dg.materialize(
         [curated_clips.to_source_asset(), controls_report.to_source_asset(), base_model],
-        resources={"longvie": resource}, instance=dg.DagsterInstance.ephemeral(),
+        resources=resources_with(resource), instance=dg.DagsterInstance.ephemeral(),
     )
     [event] = result.asset_materializations_for_node("base_model")
     metadata = event.metadata

@@ -11,28 +11,12 @@ import dagster as dg
 
 from orchestration.assets.data import curated_clips
 from orchestration.partitions import source_videos
-from orchestration.resources import LongvieConfigResource
+from orchestration.resources import LongvieConfigResource, MlflowResource
 
 
 def _image_md(path: Path, alt: str, mime: str) -> dg.MetadataValue:
     encoded = base64.b64encode(path.read_bytes()).decode()
     return dg.MetadataValue.md(f"![{alt}](data:{mime};base64,{encoded})")
-
-
-def mlflow_tags(context: dg.AssetExecutionContext) -> dict[str, str]:
-    tags = {
-        "dagster.run_id": context.run.run_id,
-        "dagster.asset_key": context.asset_key.to_user_string(),
-    }
-    if context.has_partition_key:
-        tags["dagster.partition"] = context.partition_key
-    return tags
-
-
-def mlflow_run_link(config, run_id: str) -> dg.MetadataValue:
-    from longvie.tracking import tracking_uri
-
-    return dg.MetadataValue.text(f"{tracking_uri(config)} run {run_id}")
 
 
 @dg.asset(
@@ -89,7 +73,7 @@ def _plan(config, source_id: str):
     "raw tracks (data/controls/<source>/), from ground truth or from the estimators.",
 )
 def control_signals(
-    context: dg.AssetExecutionContext, longvie: LongvieConfigResource
+    context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
     from longvie.controls.accuracy import DepthStats, TrackingStats
     from longvie.controls.extract import PREVIEW_NAME
@@ -113,7 +97,7 @@ def control_signals(
             "depth.abs_rel": depth["abs_rel"],
             "depth.delta1": depth["delta1"],
         })
-    run_id = log_source_run(config, plan.source_id, summary, mlflow_tags(context))
+    run_id = log_source_run(config, plan.source_id, summary, mlflow.tags(context))
     out_dir = Path(config.paths.controls) / plan.source_id
     metadata = {
         "source": plan.source_path,
@@ -123,7 +107,7 @@ def control_signals(
         "bounds": dg.MetadataValue.json(meta["bounds"]),
         "convention": meta["convention"],
         "path": dg.MetadataValue.path(str(out_dir)),
-        "mlflow_run": mlflow_run_link(config, run_id),
+        "mlflow_run": mlflow.run_link(config, run_id),
         **{key: float(value) for key, value in summary.items() if value is not None},
     }
     preview = out_dir / PREVIEW_NAME
@@ -165,14 +149,14 @@ def controls_are_valid(
     "truth (KLT end-point error and visibility, depth AbsRel and delta1), counts and speed.",
 )
 def controls_report(
-    context: dg.AssetExecutionContext, longvie: LongvieConfigResource
+    context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
     from longvie.controls.report import log_controls_run
     from longvie.controls.run import report_from_outputs
 
     config = longvie.compose()
     report = report_from_outputs(config)
-    run_id = log_controls_run(config, report, mlflow_tags(context))
+    run_id = log_controls_run(config, report, mlflow.tags(context))
     tracking, depth = report["tracking"], report["depth"]
     table = [
         "| figure | estimated | floor |",
@@ -194,6 +178,6 @@ def controls_report(
             "tracking.visibility_accuracy": tracking["visibility_accuracy"],
             "depth.abs_rel": depth["abs_rel"],
             "depth.delta1": depth["delta1"],
-            "mlflow_run": mlflow_run_link(config, run_id),
+            "mlflow_run": mlflow.run_link(config, run_id),
         }
     )

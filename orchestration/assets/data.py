@@ -6,16 +6,14 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.partitions import source_videos
-from orchestration.resources import LongvieConfigResource
+from orchestration.resources import DvcResource, LongvieConfigResource
 
 
 @dg.asset(
     group_name="data",
     description="The DVC-tracked raw video folder (data.dvc): any container, never modified.",
 )
-def raw_videos(longvie: LongvieConfigResource) -> dg.MaterializeResult:
-    from longvie.data_version import raw_data_hash
-
+def raw_videos(longvie: LongvieConfigResource, dvc: DvcResource) -> dg.MaterializeResult:
     config = longvie.compose()
     raw = Path(config.paths.raw)
     if not raw.is_dir():
@@ -23,13 +21,15 @@ def raw_videos(longvie: LongvieConfigResource) -> dg.MaterializeResult:
             description=f"raw folder {raw} does not exist: run `longvie synth` or `dvc pull`"
         )
     files = [p for p in raw.rglob("*") if p.is_file()]
-    md5 = raw_data_hash(Path(config.paths.root))
+    root = Path(config.paths.root)
+    md5 = dvc.data_version(root)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(raw)),
             "files": len(files),
             "bytes": sum(p.stat().st_size for p in files),
             "dvc_md5": md5 or "not tracked by data.dvc",
+            "dvc_status": dvc.workspace_status(root),
         },
         data_version=dg.DataVersion(md5) if md5 else None,
     )

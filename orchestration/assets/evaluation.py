@@ -2,9 +2,8 @@
 
 import dagster as dg
 
-from orchestration.assets.controls import mlflow_run_link, mlflow_tags
 from orchestration.assets.training import stage3_controller
-from orchestration.resources import LongvieConfigResource
+from orchestration.resources import LongvieConfigResource, MlflowResource
 
 
 def _table(models: dict, metrics: tuple[str, ...]) -> str:
@@ -24,15 +23,15 @@ def _table(models: dict, metrics: tuple[str, ...]) -> str:
     "version), the static and naive baselines and the champion, scored (reports/benchmark.json). "
     "Never moves a registry alias.",
 )
-def benchmark(context: dg.AssetExecutionContext,
-              longvie: LongvieConfigResource) -> dg.MaterializeResult:
+def benchmark(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
+              mlflow: MlflowResource) -> dg.MaterializeResult:
     from longvie.benchmark.run import run_benchmark
     from longvie.cli import BENCHMARK_ROWS
     from longvie.errors import LongvieError
 
     config = longvie.compose()
     try:
-        report = run_benchmark(config, progress=False, tags=mlflow_tags(context))
+        report = run_benchmark(config, progress=False, tags=mlflow.tags(context))
     except LongvieError as error:
         raise dg.Failure(description=str(error)) from error
     metadata = {
@@ -46,7 +45,7 @@ def benchmark(context: dg.AssetExecutionContext,
     for picture in report["pictures"]:
         metadata[picture.rsplit("/", 1)[-1]] = dg.MetadataValue.path(picture)
     if report.get("mlflow_run_id"):
-        metadata["mlflow_run"] = mlflow_run_link(config, report["mlflow_run_id"])
+        metadata["mlflow_run"] = mlflow.run_link(config, report["mlflow_run_id"])
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -71,3 +70,37 @@ def promotion(longvie: LongvieConfigResource) -> dg.MaterializeResult:
         "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in report["reasons"])),
         "composite": dg.MetadataValue.json(report["composite"]),
     })
+
+
+@dg.asset_check(
+    asset=promotion,
+    blocking=True,
+    description="The promotion gate as a check: passes when the benchmarked candidate is the "
+    "champion, warns (does not fail the run) when it stays challenger, and fails when the "
+    "registry's champion alias disagrees with the decision just written.",
+)
+def promotion_gate(longvie: LongvieConfigResource) -> dg.AssetCheckResult:
+    import json
+    from pathlib import Path
+
+    from longvie.promotion.registry_aliases import current_champion
+
+    config = longvie.compose()
+    decision = json.loads((Path(config.paths.reports) / "promotion.json").read_text())
+    alias = current_champion(config)
+    consistent = alias == decision["champion_version"]
+    promoted = decision["decision"] == "champion"
+    metadata = {
+        "decision": decision["decision"],
+        "candidate_version": decision["candidate_version"],
+        "champion_alias": alias if alias is not None else "none",
+        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision["reasons"])
+                                       or "all gate conditions met"),
+    }
+    if not consistent:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                   metadata=metadata, description=(
+                                       f"champion alias is {alias}, the decision says "
+                                       f"{decision['champion_version']}"))
+    return dg.AssetCheckResult(passed=promoted, severity=dg.AssetCheckSeverity.WARN,
+                               metadata=metadata)

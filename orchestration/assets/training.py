@@ -1,10 +1,48 @@
-"""The training group: the base model, then the dual controller's stages 1, 2 and 3."""
+"""The training group: the base model, then the dual controller's stages 1, 2 and 3.
+
+Each asset trains in the step's process or, with ``orchestration.training_launch: pipes``, runs
+``longvie train`` as a Dagster Pipes subprocess (orchestration.launch); both report the same
+metadata (``longvie.cli.training_metadata``). Each has the blocking check
+``training_loss_is_finite_and_decreasing``, so a diverged stage stops the next.
+"""
+
+import json
+import math
+from pathlib import Path
 
 import dagster as dg
 
-from orchestration.assets.controls import controls_report, mlflow_run_link, mlflow_tags
+from orchestration.assets.controls import controls_report
 from orchestration.assets.data import curated_clips
-from orchestration.resources import LongvieConfigResource
+from orchestration.launch import dagster_metadata, train_through_pipes
+from orchestration.resources import LongvieConfigResource, MlflowResource
+
+
+def _train(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
+           mlflow: MlflowResource, stage: str) -> dg.MaterializeResult:
+    """Train ``stage`` (base, 1, 2, 3) here or through Pipes, as ``orchestration`` says."""
+    from longvie.cli import train_report, training_metadata
+    from longvie.errors import LongvieError
+
+    config = longvie.compose()
+    if stage == "base" and config.model.pretrained:
+        return dg.MaterializeResult(metadata={"pretrained": config.model.pretrained})
+    settings = config.orchestration
+    if settings.training_launch == "pipes":
+        result = train_through_pipes(context, stage, list(longvie.overrides),
+                                     list(settings.launch_command), mlflow.tags(context))
+        metadata = dict(result.metadata or {})
+    else:
+        try:
+            report = train_report(config, stage, progress=False, tags=mlflow.tags(context))
+        except LongvieError as error:
+            raise dg.Failure(description=str(error)) from error
+        metadata = dagster_metadata(training_metadata(config, stage, report))
+    if "mlflow_run_id" in metadata:
+        run_id = metadata["mlflow_run_id"]
+        run_id = run_id.value if isinstance(run_id, dg.MetadataValue) else str(run_id)
+        metadata["mlflow_run"] = mlflow.run_link(config, run_id)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
@@ -15,60 +53,9 @@ from orchestration.resources import LongvieConfigResource
     "(models/base/model, a diffusers-style folder).",
 )
 def base_model(
-    context: dg.AssetExecutionContext, longvie: LongvieConfigResource
+    context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
-    from longvie.errors import LongvieError
-    from longvie.training.base import train_base
-
-    config = longvie.compose()
-    if config.model.pretrained:
-        return dg.MaterializeResult(metadata={"pretrained": config.model.pretrained})
-    try:
-        report = train_base(config, progress=False, tags=mlflow_tags(context))
-    except LongvieError as error:
-        raise dg.Failure(description=str(error)) from error
-    held_out = report["heldout"]
-    return dg.MaterializeResult(
-        metadata={
-            "model": dg.MetadataValue.path(report["model"]),
-            "dit_steps": report["steps"],
-            "vae_steps": report["vae"]["steps"],
-            "vae_heldout_psnr_db": report["vae"]["heldout_psnr_db"],
-            "heldout_flow_matching_loss": held_out["flow_matching_loss"],
-            "heldout_flow_matching_loss_at_init": held_out["flow_matching_loss_at_init"],
-            "seconds": report["seconds"],
-        }
-    )
-
-
-def _train_stage(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
-                 key: str) -> dg.MaterializeResult:
-    """Train one controller stage; held-out comparison and registry version as metadata."""
-    from longvie.errors import LongvieError
-    from longvie.training.stage_run import train_stage
-
-    config = longvie.compose()
-    try:
-        report = train_stage(config, key, progress=False, tags=mlflow_tags(context))
-    except LongvieError as error:
-        raise dg.Failure(description=str(error)) from error
-    held_out = report["heldout"]
-    table = "\n".join(["| held-out loss | value |", "| --- | --- |"] + [
-        f"| {name.removeprefix('loss_')} | {value:.5f} |"
-        for name, value in held_out.items() if name.startswith("loss_")
-    ])
-    metadata = {
-        "model": dg.MetadataValue.path(report["model"]),
-        "steps": report["steps"],
-        "train_seconds": report["train_seconds"],
-        "final_training_loss": report["final_loss"],
-        "heldout": dg.MetadataValue.md(table),
-        "seconds": report["seconds"],
-    }
-    if "mlflow" in report:
-        metadata["mlflow_run"] = mlflow_run_link(config, report["mlflow"]["run_id"])
-        metadata["registered_version"] = report["mlflow"]["version"]
-    return dg.MaterializeResult(metadata=metadata)
+    return _train(context, longvie, mlflow, "base")
 
 
 @dg.asset(
@@ -78,9 +65,9 @@ def _train_stage(context: dg.AssetExecutionContext, longvie: LongvieConfigResour
     "controls over the frozen base; dense degradations in the last third (models/stage1/model).",
 )
 def stage1_controller(
-    context: dg.AssetExecutionContext, longvie: LongvieConfigResource
+    context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
-    return _train_stage(context, longvie, "1")
+    return _train(context, longvie, mlflow, "1")
 
 
 @dg.asset(
@@ -90,9 +77,9 @@ def stage1_controller(
     "VAE round trips or a partial regeneration by the model (models/stage2/model).",
 )
 def stage2_controller(
-    context: dg.AssetExecutionContext, longvie: LongvieConfigResource
+    context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
-    return _train_stage(context, longvie, "2")
+    return _train(context, longvie, mlflow, "2")
 
 
 @dg.asset(
@@ -102,6 +89,107 @@ def stage2_controller(
     "controller and the base self-attention train (models/stage3/model).",
 )
 def stage3_controller(
-    context: dg.AssetExecutionContext, longvie: LongvieConfigResource
+    context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
-    return _train_stage(context, longvie, "3")
+    return _train(context, longvie, mlflow, "3")
+
+
+# --- the blocking loss check ------------------------------------------------------------------
+
+LOSS_CHECK = "training_loss_is_finite_and_decreasing"
+
+
+def logged_losses(config, stage: str, report: dict) -> tuple[list[float], str]:
+    """The per-step training losses of the run behind ``report``, and where they came from.
+
+    A controller stage's checkpoint (``models/stage<N>/checkpoints/last.ckpt``) keeps every
+    step's loss (``longvie_losses``); the base's checkpoints keep none, so its losses are the
+    MLflow history of ``base/loss`` (the DiT, every ``training.trainer.log_every`` steps) of the
+    report's run, as is a stage's when its checkpoint holds none (e.g. a sharded one).
+    """
+    step_name = "base" if stage == "base" else f"stage{stage}"
+    if stage != "base":
+        last = Path(config.paths.models) / step_name / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            import torch
+
+            # Our own checkpoints hold tensors and plain containers only: never unpickle code.
+            state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+            if state.get("longvie_losses"):
+                return [float(v) for v in state["longvie_losses"]], f"{last} (every step)"
+    run_id = report.get("mlflow", {}).get("run_id")
+    if not run_id:
+        return [], "no checkpoint with losses, and no MLflow run in the report"
+    from mlflow import MlflowClient
+
+    from longvie.tracking import tracking_uri
+
+    key = f"{step_name}/loss"
+    history = MlflowClient(tracking_uri(config)).get_metric_history(run_id, key)
+    by_step: dict[int, float] = {}
+    for metric in sorted(history, key=lambda m: (m.step, m.timestamp)):
+        by_step[metric.step] = float(metric.value)  # a step logged twice (resumed): the last
+    return [by_step[s] for s in sorted(by_step)], f"MLflow run {run_id}, metric {key}"
+
+
+def judge_losses(losses: list[float], min_steps: int) -> tuple[bool, str, dict]:
+    """Pass when every loss is finite and the mean of the last 10 % of them is below the mean of
+    the first 10 % (judged from ``min_steps`` losses on); the figures go in the metadata."""
+    count = len(losses)
+    window = max(1, math.ceil(count / 10))
+    bad = [index for index, value in enumerate(losses) if not math.isfinite(value)]
+    metadata: dict = {"losses": count, "non_finite": len(bad), "window": window}
+    if not count:
+        return False, "no per-step training losses found", metadata
+    if bad:
+        return False, (f"{len(bad)} of {count} logged losses are not finite (the first at "
+                       f"index {bad[0]}: {losses[bad[0]]})"), metadata
+    first = sum(losses[:window]) / window
+    last = sum(losses[-window:]) / window
+    metadata |= {"first_mean": first, "last_mean": last}
+    figures = (f"mean of the last {window} losses {last:.5f} vs the first {window} "
+               f"{first:.5f}")
+    if count < min_steps:
+        return True, (f"all {count} losses finite; too few to judge the trend "
+                      f"(orchestration.loss_trend_min_steps={min_steps}): {figures}"), metadata
+    if last < first:
+        return True, f"all {count} losses finite, decreasing: {figures}", metadata
+    return False, f"the training loss did not decrease: {figures}", metadata
+
+
+def _check_training_loss(config, stage: str) -> dg.AssetCheckResult:
+    if stage == "base" and config.model.pretrained:
+        return dg.AssetCheckResult(passed=True, description="pretrained weights "
+                                   f"({config.model.pretrained}): nothing was trained")
+    path = Path(config.paths.reports) / f"train_{stage}.json"
+    if not path.is_file():
+        return dg.AssetCheckResult(passed=False, description=f"no report {path}")
+    losses, source = logged_losses(config, stage, json.loads(path.read_text()))
+    passed, description, figures = judge_losses(losses, config.orchestration.loss_trend_min_steps)
+    return dg.AssetCheckResult(
+        passed=passed, description=description,
+        metadata={**figures, "report": dg.MetadataValue.path(str(path)), "source": source})
+
+
+def training_loss_check(asset: dg.AssetsDefinition, stage: str) -> dg.AssetChecksDefinition:
+    """The blocking ``training_loss_is_finite_and_decreasing`` check of one training asset."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=LOSS_CHECK,
+        blocking=True,
+        description="Every logged training loss is finite and the mean of the last 10 % is "
+        "below the mean of the first 10 % (reports/train_<stage>.json's run); blocking, so a "
+        "diverged stage stops the next.",
+    )
+    def check(longvie: LongvieConfigResource) -> dg.AssetCheckResult:
+        return _check_training_loss(longvie.compose(), stage)
+
+    return check
+
+
+training_loss_checks = [
+    training_loss_check(asset, stage)
+    for asset, stage in ((base_model, "base"), (stage1_controller, "1"),
+                         (stage2_controller, "2"), (stage3_controller, "3"))
+]

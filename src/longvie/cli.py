@@ -7,7 +7,9 @@ override fails at once. Heavy libraries are imported by the command that needs t
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,25 +69,125 @@ def _controls(config: LongvieConfig) -> int:
 TRAIN_STAGES = ("base", "1", "2", "3")
 
 
-def _train(config: LongvieConfig, stage: str) -> int:
+def train_report(config: LongvieConfig, stage: str, progress: bool = True,
+                 tags: dict[str, str] | None = None) -> dict:
+    """Train ``stage`` (base, 1, 2 or 3) and return its report (``reports/train_<stage>.json``)."""
     if stage not in TRAIN_STAGES:
         raise LongvieError(f"stage={stage!r}: choose one of {', '.join(TRAIN_STAGES)}")
     if stage == "base":
         from longvie.training.base import train_base
 
-        print_base_summary(train_base(config))
-        return 0
+        return train_base(config, progress=progress, tags=tags)
     from longvie.training.stage_run import train_stage
 
-    print_stage_summary(train_stage(config, stage))
+    return train_stage(config, stage, progress=progress, tags=tags)
+
+
+def _train(config: LongvieConfig, stage: str) -> int:
+    report = train_report(config, stage)
+    (print_base_summary if stage == "base" else print_stage_summary)(report)
     return 0
+
+
+def training_metadata(config: LongvieConfig, stage: str, report: dict) -> dict[str, dict]:
+    """The Dagster materialisation metadata of a training report, in Dagster Pipes' wire format
+    (``{"raw_value": ..., "type": ...}``, plain JSON): a `longvie train` launched through Pipes
+    sends it as is, the in-process training asset converts it (orchestration.launch), so both
+    paths report the same keys."""
+
+    def typed(kind: str, value) -> dict:
+        value = float(value) if kind == "float" else int(value) if kind == "int" else value
+        return {"raw_value": value, "type": kind}
+
+    metadata = {"model": typed("path", report["model"])}
+    if stage == "base":
+        held_out = report["heldout"]
+        metadata |= {
+            "dit_steps": typed("int", report["steps"]),
+            "vae_steps": typed("int", report["vae"]["steps"]),
+            "vae_heldout_psnr_db": typed("float", report["vae"]["heldout_psnr_db"]),
+            "heldout_flow_matching_loss": typed("float", held_out["flow_matching_loss"]),
+            "heldout_flow_matching_loss_at_init":
+                typed("float", held_out["flow_matching_loss_at_init"]),
+        }
+    else:
+        table = "\n".join(["| held-out loss | value |", "| --- | --- |"] + [
+            f"| {name.removeprefix('loss_')} | {value:.5f} |"
+            for name, value in report["heldout"].items() if name.startswith("loss_")
+        ])
+        metadata |= {
+            "steps": typed("int", report["steps"]),
+            "train_seconds": typed("float", report["train_seconds"]),
+            "final_training_loss": typed("float", report["final_loss"]),
+            "heldout": typed("md", table),
+        }
+        curve = Path(config.paths.reports) / f"train_{stage}_loss.png"
+        if curve.is_file():
+            encoded = base64.b64encode(curve.read_bytes()).decode()
+            metadata["loss_curve"] = typed("md", f"![loss](data:image/png;base64,{encoded})")
+    metadata["seconds"] = typed("float", report["seconds"])
+    if "mlflow" in report:
+        # The Dagster side turns the id into a link to the MLflow UI (MlflowResource.run_link).
+        metadata["mlflow_run_id"] = typed("text", report["mlflow"]["run_id"])
+        metadata["registered_version"] = typed("int", report["mlflow"]["version"])
+    return metadata
+
+
+# dagster_pipes.DAGSTER_PIPES_CONTEXT_ENV_VAR: set in the environment of a process that a Dagster
+# Pipes client launched (checked without importing dagster_pipes).
+PIPES_CONTEXT_ENV = "DAGSTER_PIPES_CONTEXT"
+
+
+def launched_by_pipes() -> bool:
+    """True in the one process of a Pipes launch that reports to Dagster: rank 0. The other
+    ranks (torchrun's, or those Lightning starts per GPU) inherit the Pipes environment but must
+    not write to its message channel."""
+    if PIPES_CONTEXT_ENV not in os.environ:
+        return False
+    return all(int(os.environ.get(name) or 0) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def _train_through_pipes(overrides: list[str], stage: str) -> int:
+    """`longvie train` as the child of a Dagster Pipes launch: the same training, with the
+    materialisation (training_metadata), progress and errors reported to the Dagster step. An
+    error is also sent as the custom message ``{"error": ...}``, which the launching asset turns
+    into its failure (orchestration.launch)."""
+    from dagster_pipes import open_dagster_pipes
+
+    with open_dagster_pipes() as pipes:
+        pipes.log.info(f"longvie train stage={stage}: started by Dagster Pipes in process "
+                       f"{os.getpid()} with overrides {overrides}")
+        try:
+            config = compose(overrides)
+            report = train_report(config, stage, progress=False,
+                                  tags=pipes.extras.get("mlflow_tags"))
+        except (ConfigError, LongvieError) as error:
+            message = f"longvie train: {error}"
+            print(message, file=sys.stderr)
+            pipes.log.error(message)
+            pipes.report_custom_message({"error": message})
+            return 2 if isinstance(error, ConfigError) else 1
+        except BaseException as error:
+            # Unexpected: the traceback goes to stderr and to Pipes (closed with the exception).
+            pipes.report_custom_message({"error": f"longvie train: {type(error).__name__}: "
+                                                  f"{error}"})
+            raise
+        pipes.report_asset_materialization(metadata=training_metadata(config, stage, report))
+        pipes.log.info(f"longvie train stage={stage}: {report['steps']} steps in "
+                       f"{report['seconds']:.1f} s -> {report['model']}")
+    return 0
+
+
+def synth_default_data(config: LongvieConfig) -> None:
+    """Render the profile's default videos into data/raw, if it has any (`dvc pull`'s stand-in)."""
+    if config.synth.train_videos or config.synth.benchmark_videos:
+        _synth(config)
 
 
 def _pipeline(config: LongvieConfig) -> int:
     """The main job so far: render the default data when the profile has any, curate, controls,
     then train the base and the three controller stages."""
-    if config.synth.train_videos or config.synth.benchmark_videos:
-        _synth(config)
+    synth_default_data(config)
     _curate(config)
     if config.controls.depth.kind == "longvie":
         _depth_estimator(config)
@@ -106,13 +208,16 @@ def _benchmark(config: LongvieConfig) -> int:
 def _promote(config: LongvieConfig) -> int:
     from longvie.promotion.run import promote_from_benchmark
 
-    report = promote_from_benchmark(config)
+    print_promotion(promote_from_benchmark(config))
+    return 0
+
+
+def print_promotion(report: dict) -> None:
     previous = report["previous_champion"]
     print(f"promote: version {report['candidate_version']} -> {report['decision']} "
           f"(previous champion: {previous if previous is not None else 'none'})")
     for reason in report["reasons"]:
         print(f"  {reason}")
-    return 0
 
 
 def _generate(config: LongvieConfig) -> int:
@@ -272,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         overrides.remove(stages[0])
         stage = stages[0].split("=", 1)[1]
+        if launched_by_pipes():
+            return _train_through_pipes(overrides, stage)
     try:
         config = compose(overrides)
     except ConfigError as error:

@@ -32,10 +32,11 @@ def raw_data_hash(root: Path) -> str | None:
     return outs[0].get("md5")
 
 
-def _dvc(root: Path, *args: str) -> str:
+def dvc(root: Path, *args: str) -> str:
+    """``dvc <args>`` in ``root`` through the venv's DVC; its stdout, or its stderr as an error."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    dvc = [sys.executable, "-m", "dvc", *args]
-    done = subprocess.run(dvc, cwd=root, env=env, capture_output=True, text=True, check=False)
+    command = [sys.executable, "-m", "dvc", *args]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DataVersionError(f"`dvc {' '.join(args)}` failed in {root}:\n{done.stderr.strip()}")
     return done.stdout
@@ -48,7 +49,7 @@ def record_raw_data(root: Path, push: bool = True) -> str | None:
     """
     if not (root / ".dvc").is_dir() or not (root / DVC_FILE).is_file():
         return None
-    _dvc(root, "commit", "--force", "--quiet", DVC_FILE)
+    dvc(root, "commit", "--force", "--quiet", DVC_FILE)
     if push:
-        _dvc(root, "push", "--quiet", DVC_FILE)
+        dvc(root, "push", "--quiet", DVC_FILE)
     return raw_data_hash(root)

@@ -1,8 +1,14 @@
-"""The pictures the pipeline leaves for people: loss curves (PNG) and small clips (GIF)."""
+"""The pictures the pipeline leaves for people: loss curves (PNG) and small clips (GIF).
+
+Every curve's numbers also go to a CSV beside its PNG (same name), which dvc.yaml declares as
+DVC plots.
+"""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +16,7 @@ import numpy as np
 
 def plot_losses(losses: Sequence[float], path: Path, title: str,
                 ylabel: str = "training loss") -> Path:
-    """Per-step losses (faint) and their running mean, log scale."""
+    """Per-step losses (faint) and their running mean, log scale; ``step,loss`` CSV beside."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,6 +24,7 @@ def plot_losses(losses: Sequence[float], path: Path, title: str,
 
     path.parent.mkdir(parents=True, exist_ok=True)
     values = np.asarray(losses, dtype=np.float64)
+    write_columns(path.with_suffix(".csv"), {"step": range(1, len(values) + 1), "loss": values})
     figure, axis = plt.subplots(figsize=(5, 3), dpi=100)
     axis.plot(np.arange(1, len(values) + 1), values, linewidth=0.6, alpha=0.4, label="step")
     window = max(1, len(values) // 50)
@@ -51,7 +58,8 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path | No
 
 
 def plot_series(per_model: dict[str, dict[str, Sequence[float]]], path: Path, title: str) -> Path:
-    """One panel per figure name, one line per model, against clip index."""
+    """One panel per figure name, one line per model, against clip index; CSV beside with the
+    columns ``clip`` and ``<model>_<figure>``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,6 +67,9 @@ def plot_series(per_model: dict[str, dict[str, Sequence[float]]], path: Path, ti
 
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(next(iter(per_model.values())))
+    longest = max(len(series[name]) for series in per_model.values() for name in names)
+    write_columns(path.with_suffix(".csv"), {"clip": range(longest)} | {
+        f"{model}_{name}": series[name] for model, series in per_model.items() for name in names})
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), dpi=100,
                                 squeeze=False)
     for axis, name in zip(axes[0], names, strict=True):
@@ -72,6 +83,23 @@ def plot_series(per_model: dict[str, dict[str, Sequence[float]]], path: Path, ti
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def write_columns(path: Path, columns: dict[str, Sequence[float]]) -> Path:
+    """A CSV with one column per entry (header = the keys); shorter columns end in blanks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in zip_longest(*columns.values(), fillvalue=""):
+            writer.writerow([_cell(v) for v in row])
+    return path
+
+
+def _cell(value) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    return str(value) if isinstance(value, int) else str(float(value))
 
 
 def write_frame_strip(path: Path, labels: Sequence[str], videos: Sequence[np.ndarray],

@@ -170,10 +170,10 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     outputs: dict[str, list[np.ndarray]] = {}
     for entry in entries:
         if entry.folder is not None and entry.folder not in loaded:
-            loaded[entry.folder] = _load(config, entry.folder)
+            loaded[entry.folder] = load_model(config, entry.folder)
         parts = loaded.get(entry.folder)
         for video in videos:
-            generated, scores = _generate_and_score(config, entry, parts, video,
+            generated, scores = generate_and_score(config, entry, parts, video,
                                                     references[video.source_id], disparity,
                                                     progress)
             scores["metrics"].update(feature_metrics(config, generated, skipped))
@@ -209,13 +209,13 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     return report
 
 
-def _load(config: LongvieConfig, folder: Path):
+def load_model(config: LongvieConfig, folder: Path):
     from longvie.model.folder import load_generator
 
     return load_generator(str(folder), config.model, with_controller=False)
 
 
-def _generate_and_score(config: LongvieConfig, entry: Contender, parts, video,
+def generate_and_score(config: LongvieConfig, entry: Contender, parts, video,
                         reference: np.ndarray, disparity, progress: bool
                         ) -> tuple[np.ndarray, dict]:
     from longvie.benchmark.scoring import ClipTracks, score_video

@@ -14,6 +14,8 @@ from longvie.config.schema import LongvieConfig
 
 SCHEMA_NAME = "longvie_schema"
 CHECKOUT_ROOT = Path(__file__).resolve().parents[3]
+# A YAML file of overrides to apply before the command line's: DVC's params.yaml (dvc.yaml sets it).
+PARAMS_ENV = "LONGVIE_PARAMS"
 
 
 class ConfigError(ValueError):
@@ -50,6 +52,8 @@ def compose(overrides: Sequence[str] = (), config_dir: Path | None = None) -> Lo
     from omegaconf.errors import OmegaConfBaseException
 
     project_root = find_project_root()
+    if params_file := os.environ.get(PARAMS_ENV):
+        overrides = [*params_overrides(Path(params_file), overrides), *overrides]
     conf_dir = (config_dir or project_root / "conf").resolve()
     if not (conf_dir / "config.yaml").is_file():
         raise ConfigError(f"no config.yaml in {conf_dir}")
@@ -66,6 +70,46 @@ def compose(overrides: Sequence[str] = (), config_dir: Path | None = None) -> Lo
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
+
+
+def params_overrides(path: Path, given: Sequence[str] = ()) -> list[str]:
+    """A params file as Hydra overrides: each leaf ``a: {b: v}`` becomes ``a.b=v`` (empty groups
+    add nothing); keys that ``given`` (the command line) sets are left to it."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{PARAMS_ENV}={path}: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{PARAMS_ENV}={path}: expected a mapping of config keys")
+    taken = {o.split("=", 1)[0].lstrip("+~") for o in given}
+
+    def leaves(node: dict, prefix: str):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    return [f"{key}={_hydra_value(value)}" for key, value in leaves(data, "")
+            if key not in taken]
+
+
+def _hydra_value(value) -> str:
+    """``value`` in Hydra's override grammar (strings quoted, so their type is the schema's)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
 
 
 def _one_paragraph(error: BaseException) -> str:

@@ -8,6 +8,7 @@ while composing, before any work starts. Cross-field rules that types cannot exp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Optional
 
 
@@ -526,6 +527,46 @@ class PromotionConfig:
     lock_timeout_s: float = 300.0
 
 
+class TrainingLaunch(StrEnum):
+    """Where a training asset's training runs (``orchestration.training_launch``)."""
+
+    in_process = "in_process"
+    pipes = "pipes"
+
+
+class ExecutorKind(StrEnum):
+    """The Dagster executor of the code location's jobs (``orchestration.executor``)."""
+
+    in_process = "in_process"
+    multiprocess = "multiprocess"
+
+
+@dataclass
+class OrchestrationConfig:
+    """How Dagster runs the steps (docs/scale_out.md). The run launcher and storage are Dagster
+    instance settings (``dagster.yaml``), not config.
+
+    ``executor`` and ``max_concurrent`` are read once, when the code location loads, from the
+    config composed without overrides (``LONGVIE_EXECUTOR`` overrides ``executor``); the other
+    keys are read per run, from the ``longvie`` resource's overrides.
+    """
+
+    # "in_process": the training assets train in the Dagster step's process. "pipes": they run
+    # `<launch_command> train stage=<stage> <the resource's overrides>` as a subprocess through
+    # Dagster Pipes, which reports the materialisation (torchrun, Lightning's multi-GPU launch).
+    training_launch: TrainingLaunch = TrainingLaunch.in_process
+    # Command prefix of the `pipes` launch, e.g. [torchrun, --nproc_per_node=8, -m, longvie];
+    # empty = this Python: [sys.executable, -m, longvie].
+    launch_command: list[str] = field(default_factory=list)
+    executor: ExecutorKind = ExecutorKind.multiprocess
+    # Steps the multiprocess executor runs at once; 0 = one per CPU core (Dagster's default).
+    max_concurrent: int = 0
+    # The blocking check `training_loss_is_finite_and_decreasing` judges the trend (mean of the
+    # last 10 % of the logged losses below the first 10 %) only with at least this many losses;
+    # finiteness always. A run of a few steps (the smoke profile) has no trend to judge.
+    loss_trend_min_steps: int = 10
+
+
 @dataclass
 class LongvieConfig:
     profile_name: str = "tiny"
@@ -540,3 +581,4 @@ class LongvieConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)

@@ -1,0 +1,131 @@
+"""`make run`: the whole asset graph materialised in-process, job by job, on one Dagster instance.
+
+Dagster runs a partitioned asset (``control_signals``, one partition per source video) and
+unpartitioned ones in separate runs, so the graph is three jobs: ``curation`` (raw videos,
+curated clips, the depth estimator), ``controls`` once per source-video partition, and
+``training`` (controls report, base, stages 1-3, benchmark, promotion). Each is a real run in the
+instance under ``DAGSTER_HOME`` (the project's ``.dagster_home/`` by default), so `make ui` shows
+them afterwards. Every step skips work whose inputs did not change, so a second `make run` is
+quick. The rendered default data (``longvie synth``) comes first: it stands in for `dvc pull`.
+
+Run: ``python -m orchestration.main_job [hydra overrides]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.partitions import source_videos
+
+JOBS = ("curation", "controls", "training")
+
+
+@dataclass
+class GraphRun:
+    """What one pass over the graph did: each Dagster run's job, partition, status and time."""
+
+    runs: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def success(self) -> bool:
+        return all(run["success"] for run in self.runs)
+
+    def failed(self) -> list[dict]:
+        return [run for run in self.runs if not run["success"]]
+
+
+def default_instance(root: Path) -> dg.DagsterInstance:
+    """The instance under ``DAGSTER_HOME``, or under ``<root>/.dagster_home`` when it is not set."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str((root / ".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def run_config(overrides: Sequence[str]) -> dict:
+    """The launchpad config that hands the Hydra overrides to the config resource."""
+    return {"resources": {"longvie": {"config": {"overrides": list(overrides)}}}}
+
+
+def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
+                      log: Callable[[str], None] = print) -> GraphRun:
+    """Run curation, every source video's controls, then training; stop at the first failure.
+
+    A failed controls partition stops the pass before training (its check is blocking, and a
+    model trained without one video's controls would not be the model the data describe).
+    """
+    from orchestration.definitions import defs
+
+    started = time.perf_counter()
+    result = GraphRun()
+    config = run_config(overrides)
+
+    def execute(name: str, partition: str | None = None) -> bool:
+        job = defs.resolve_job_def(name)
+        began = time.perf_counter()
+        outcome = job.execute_in_process(run_config=config, instance=instance,
+                                         partition_key=partition, raise_on_error=False,
+                                         tags={"longvie/trigger": "make run"})
+        seconds = time.perf_counter() - began
+        label = name if partition is None else f"{name}[{partition}]"
+        result.runs.append({"job": name, "partition": partition, "run_id": outcome.run_id,
+                            "success": outcome.success, "seconds": round(seconds, 2)})
+        log(f"dagster: {label} {'succeeded' if outcome.success else 'FAILED'} in "
+            f"{seconds:.1f} s (run {outcome.run_id[:8]})")
+        if not outcome.success:
+            for event in outcome.all_events:
+                if event.is_failure and event.step_failure_data is not None:
+                    log(f"  {event.step_key}: {event.step_failure_data.error.message.strip()}")
+        return outcome.success
+
+    if execute("curation"):
+        partitions = instance.get_dynamic_partitions(source_videos.name)
+        log(f"dagster: controls for {len(partitions)} source videos")
+        if all(execute("controls", key) for key in partitions):
+            execute("training")
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from longvie.cli import synth_default_data
+    from longvie.config import ConfigError, compose
+
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    try:
+        config = compose(overrides)
+    except ConfigError as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 2
+    synth_default_data(config)
+    run = materialize_graph(overrides, default_instance(Path(config.paths.root)))
+    if not run.success:
+        failed = ", ".join(r["job"] + (f"[{r['partition']}]" if r["partition"] else "")
+                           for r in run.failed())
+        print(f"make run: failed in {failed} after {run.seconds:.0f} s; see `make ui`",
+              file=sys.stderr)
+        return 1
+    _print_outcome(Path(config.paths.reports))
+    print(f"make run: {len(run.runs)} Dagster runs in {run.seconds:.0f} s")
+    return 0
+
+
+def _print_outcome(reports: Path) -> None:
+    """The benchmark table and the promotion decision, as the training job left them."""
+    import json
+
+    from longvie.cli import print_benchmark_summary, print_promotion
+
+    print_benchmark_summary(json.loads((reports / "benchmark.json").read_text()))
+    print_promotion(json.loads((reports / "promotion.json").read_text()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,281 @@
+"""Retraining triggers: a weekly schedule, and a sensor that follows the DVC version of data/raw.
+
+Why two: the schedule retrains on whatever data is checked out (new code, new seeds, drift in
+what the benchmark measures), while the sensor reacts to new data as soon as ``data.dvc`` records
+a new md5 for ``data/raw``, and spends compute only where the data changed.
+
+Why the sensor is a state machine and not one run: Dagster cannot put the partitioned
+``control_signals`` (one partition per source video) and the unpartitioned assets in one run.
+So each tick looks at the instance (event log, dynamic partitions, runs) and asks one run of the
+next step; the cursor holds the last md5 whose retraining has been requested. The jobs are
+passed in (they are defined next to the assets in ``orchestration/definitions.py``, which
+imports this module, so importing them here would be circular).
+
+Every run these triggers ask carries ``longvie/trigger`` (who asked) and ``longvie/data_md5``
+(which data version it is for); the sensor finds its own runs by those tags. Nothing heavy is
+imported here: a tick reads one YAML file, composes the config and queries the instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.assets.controls import control_signals
+from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_videos
+from orchestration.partitions import source_videos
+from orchestration.resources import LongvieConfigResource
+
+# Monday 03:00 UTC: after a weekend of data drops, before anyone looks at the benchmark.
+WEEKLY_CRON = "0 3 * * 1"
+WEEKLY_TIMEZONE = "UTC"
+# Reading data.dvc and a few instance queries per tick: once a minute is plenty.
+SENSOR_INTERVAL_SECONDS = 60
+
+TRIGGER_TAG = "longvie/trigger"
+MD5_TAG = "longvie/data_md5"
+# Set by Dagster on every run of a partitioned job.
+PARTITION_TAG = "dagster/partition"
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+FAILED = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def read_data_version(root: Path) -> tuple[str | None, str | None]:
+    """``(md5, None)`` from ``root/data.dvc``, or ``(None, why not)`` naming the file.
+
+    A tick must not crash on a data.dvc that is missing or half-written by ``dvc commit``: the
+    reason is shown as the tick's skip message and the next tick reads it again.
+    """
+    from longvie.data_version import DVC_FILE, raw_data_hash
+
+    path = root / DVC_FILE
+    if not path.is_file():
+        return None, f"{path} does not exist: data/raw is not tracked by DVC, no version to watch"
+    try:
+        md5 = raw_data_hash(root)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
+        return None, f"cannot read {path}: {type(error).__name__}: {error}"
+    if not isinstance(md5, str) or not md5:
+        return None, f"{path} records no md5 for data/raw (run `dvc commit {DVC_FILE}`)"
+    return md5, None
+
+
+def _tags(trigger: str, md5: str) -> dict[str, str]:
+    return {TRIGGER_TAG: trigger, MD5_TAG: md5}
+
+
+def _runs(instance: dg.DagsterInstance, job_names: Sequence[str],
+          statuses: Sequence[dg.DagsterRunStatus], md5: str | None = None) -> list[dg.DagsterRun]:
+    """Runs of these jobs in these states (for one data version if ``md5``), newest first."""
+    tags = {MD5_TAG: md5} if md5 else {}
+    runs: list[dg.DagsterRun] = []
+    for name in job_names:
+        runs += instance.get_runs(dg.RunsFilter(job_name=name, statuses=list(statuses), tags=tags))
+    return runs
+
+
+def _describe(runs: Sequence[dg.DagsterRun]) -> str:
+    return ", ".join(f"{run.job_name} run {run.run_id[:8]}" for run in runs)
+
+
+# --------------------------------------------------------------------------------------------
+# The weekly schedule
+
+
+def build_weekly_retraining(training: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """The schedule ``weekly_retraining``: one ``training`` run every Monday 03:00 UTC.
+
+    It retrains on the data as it is (no curation or controls first: new data is the sensor's
+    job); the data md5 is only a label here, so an untracked data/raw still retrains. The run key
+    is the tick's time, so a daemon that evaluates a tick twice launches it once. It skips while
+    a training run is in flight: two trainings would write the same model folders.
+    """
+
+    @dg.schedule(
+        name="weekly_retraining",
+        job=training,
+        cron_schedule=WEEKLY_CRON,
+        execution_timezone=WEEKLY_TIMEZONE,
+        description="Retrain on the current data once a week (Monday 03:00 UTC).",
+    )
+    def weekly_retraining(context: dg.ScheduleEvaluationContext, longvie: LongvieConfigResource):
+        busy = _runs(context.instance, [training.name], IN_FLIGHT)
+        if busy:
+            return dg.SkipReason(f"a training is still in flight ({_describe(busy)}): skipping "
+                                 "this week's tick rather than training twice at once")
+        md5, _ = read_data_version(Path(longvie.compose().paths.root))
+        when = context.scheduled_execution_time or datetime.now(timezone.utc)
+        return dg.RunRequest(
+            run_key=f"weekly:{when.isoformat()}",
+            job_name=training.name,
+            tags=_tags("weekly_retraining", md5 or "untracked"),
+        )
+
+    return weekly_retraining
+
+
+# --------------------------------------------------------------------------------------------
+# The data sensor
+
+
+@dataclass(frozen=True)
+class _Retraining:
+    """One tick's view of the retraining for data version ``md5``: which step is next.
+
+    Each step method returns what to do now (a SkipReason or run requests), or None when the
+    step is complete and the next one may go.
+    """
+
+    instance: dg.DagsterInstance
+    md5: str
+    curation: str
+    controls: str
+    training: str
+
+    def request(self, job: str, step_key: str, partition_key: str | None = None) -> dg.RunRequest:
+        # The run key makes asking twice harmless: the daemon launches each key once per sensor.
+        return dg.RunRequest(
+            job_name=job,
+            partition_key=partition_key,
+            run_key=f"{step_key}:{self.md5}" + (f":{partition_key}" if partition_key else ""),
+            tags=_tags("raw_data_sensor", self.md5),
+        )
+
+    def curated_md5(self) -> str | None:
+        """The raw data version the newest curated clips were computed from.
+
+        Dagster records it itself: ``raw_videos`` returns the data.dvc md5 as its data version,
+        and the provenance of a ``curated_clips`` materialisation names its inputs' versions.
+        So a curation launched by hand or by ``make run`` counts as well as one asked here.
+        """
+        event = self.instance.get_latest_materialization_event(curated_clips.key)
+        if event is None or event.asset_materialization is None:
+            return None
+        provenance = dg.DataProvenance.from_tags(event.asset_materialization.tags or {})
+        version = provenance.input_data_versions.get(raw_videos.key) if provenance else None
+        return version.value if version else None
+
+    def curate(self) -> dg.SkipReason | dg.RunRequest | None:
+        """(a) The curated clips must come from this data version and pass their check."""
+        curating = _runs(self.instance, [self.curation], IN_FLIGHT)
+        if curating:  # its clips may be written but not yet checked
+            return dg.SkipReason(f"data/raw is at {self.md5}; waiting for {_describe(curating)}"
+                                 " to finish")
+        if self.curated_md5() != self.md5:
+            # Curation rewrites data/curated, which controls and training runs read: wait.
+            busy = _runs(self.instance, [self.controls, self.training], IN_FLIGHT)
+            if busy:
+                return dg.SkipReason(f"data/raw is at {self.md5}; waiting for {_describe(busy)} "
+                                     "to finish before curating it")
+            failed = _runs(self.instance, [self.curation], FAILED, self.md5)
+            if failed:
+                return dg.SkipReason(f"curation of {self.md5} failed ({_describe(failed[:1])}): "
+                                     "fix it and re-execute that run, or commit new data")
+            return self.request(self.curation, "curation")
+        record = self.instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(curated_clips.key, clip_table_is_valid.check_key.name)
+        )
+        if record is not None and record.status.value == "FAILED":
+            return dg.SkipReason(f"the clips curated from {self.md5} failed {record.key.name} "
+                                 f"(run {record.run_id[:8]}): no controls or training on them")
+        return None
+
+    def compute_controls(self) -> dg.SkipReason | list[dg.RunRequest] | None:
+        """(b) Every current source video needs a control_signals materialisation.
+
+        The rule: a partition is missing when it has never been materialised. New videos are new
+        partitions (curation adds them), so they and only they are asked for; a video that was
+        removed has lost its partition. A video replaced under the same path keeps its partition
+        (source ids come from the path) and is not re-asked: the event log does not say whose
+        clips changed. Backfilling every partition by hand is cheap for the unchanged ones, since
+        control_signals skips a source whose clips' fingerprint is unchanged.
+        """
+        partitions = self.instance.get_dynamic_partitions(source_videos.name)
+        if not partitions:
+            return dg.SkipReason(f"curation of {self.md5} left no source videos "
+                                 f"(no {source_videos.name} partitions): nothing to train on")
+        done = self.instance.get_materialized_partitions(control_signals.key)
+        missing = [key for key in sorted(partitions) if key not in done]
+        if not missing:
+            return None
+        running = {run.tags.get(PARTITION_TAG)
+                   for run in _runs(self.instance, [self.controls], IN_FLIGHT)}
+        failed = {run.tags.get(PARTITION_TAG): run  # oldest first, so the newest run wins
+                  for run in reversed(_runs(self.instance, [self.controls], FAILED, self.md5))}
+        to_ask = [key for key in missing if key not in running and key not in failed]
+        if to_ask:
+            return [self.request(self.controls, "controls", key) for key in to_ask]
+        stuck = [key for key in missing if key in failed and key not in running]
+        if stuck:
+            return dg.SkipReason(
+                f"control signals failed for {', '.join(stuck)} ("
+                f"{_describe([failed[key] for key in stuck])}): re-execute those runs; "
+                "training waits for every source video"
+            )
+        return dg.SkipReason(f"waiting for control signals of {', '.join(missing)} (in flight)")
+
+    def train(self) -> dg.SkipReason | dg.RunRequest:
+        """(c) Everything upstream is current: ask the training run (unless one is in flight)."""
+        busy = _runs(self.instance, [self.training], IN_FLIGHT)
+        if busy:
+            return dg.SkipReason(f"controls of {self.md5} are complete; waiting for "
+                                 f"{_describe(busy)} to finish before training again")
+        return self.request(self.training, "training")
+
+
+def build_raw_data_sensor(
+    curation: dg.UnresolvedAssetJobDefinition,
+    controls: dg.UnresolvedAssetJobDefinition,
+    training: dg.UnresolvedAssetJobDefinition,
+) -> dg.SensorDefinition:
+    """The sensor ``raw_data_sensor``: a new md5 of data/raw in data.dvc drives a retraining.
+
+    Each tick, for the md5 in data.dvc (``paths.root`` of the config resource):
+
+    - the cursor already holds it -> skip: its retraining was asked for;
+    - (a) the newest curated_clips were not computed from it -> a ``curation`` run;
+    - (b) some source_videos partition has no control_signals yet -> one ``controls`` run per
+      such partition (none for partitions in flight or failed for this md5);
+    - (c) otherwise -> a ``training`` run, and the cursor becomes the md5.
+
+    A missing or unreadable data.dvc skips with the reason. A failed step is not retried by
+    the sensor (its run key is spent): the tick says which run to re-execute.
+    """
+
+    @dg.sensor(
+        name="raw_data_sensor",
+        jobs=[curation, controls, training],
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        description="Retrain when data.dvc records a new md5 for data/raw: curate, compute "
+        "controls for new source videos only, then train.",
+    )
+    def raw_data_sensor(context: dg.SensorEvaluationContext, longvie: LongvieConfigResource):
+        md5, problem = read_data_version(Path(longvie.compose().paths.root))
+        if md5 is None:
+            return dg.SkipReason(problem)
+        if md5 == context.cursor:
+            return dg.SkipReason(f"data/raw unchanged (md5 {md5}): its retraining was already "
+                                 "requested")
+        retraining = _Retraining(context.instance, md5, curation.name, controls.name,
+                                 training.name)
+        for step in (retraining.curate, retraining.compute_controls):
+            outcome = step()
+            if outcome is not None:
+                return outcome
+        outcome = retraining.train()
+        if isinstance(outcome, dg.SkipReason):
+            return outcome
+        return dg.SensorResult(run_requests=[outcome], cursor=md5)
+
+    return raw_data_sensor
