@@ -31,7 +31,7 @@ answers() { "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.arg
 up() { answers "http://127.0.0.1:$DAGSTER_PORT/server_info" && answers "http://127.0.0.1:$MLFLOW_PORT/health"; }
 
 if ! up; then
-  log=$(mktemp -t longvie-ui.XXXXXX.log)
+  log=$(mktemp --suffix=.longvie-ui.log)
   # setsid: the launcher gets its own process group, so our Ctrl-C reaches it only through trap.
   setsid "$PY" -m orchestration.ui >"$log" 2>&1 </dev/null &
   ui_pid=$!
