@@ -10,7 +10,7 @@ helps shows up over many clips. This script regenerates the benchmark videos wit
 3's history on (the benchmark's candidate), and prints SSIM, PSNR, seam discontinuity and the
 SSIM drift slope of each, all measured in this one run.
 
-    .venv/bin/python bench/stage_ablation.py [hydra overrides ...]
+    .venv/bin/python bench/stage_ablation.py [--rows=stage1,stage2,...] [hydra overrides ...]
 """
 
 from __future__ import annotations
@@ -36,11 +36,19 @@ def main(overrides: list[str]) -> int:
     from longvie.config import compose
     from longvie.generation.sources import stored_video
 
+    rows = [o.split("=", 1)[1].split(",") for o in overrides if o.startswith("--rows=")]
+    overrides = [o for o in overrides if not o.startswith("--rows=")]
     config = compose(overrides)
     models = Path(config.paths.models)
     entries = [Contender(f"stage{n}", None, models / f"stage{n}" / "model", history=False)
                for n in (1, 2, 3)]
-    entries.append(Contender("stage3+history", None, models / "stage3" / "model"))
+    stage3 = models / "stage3" / "model"
+    entries += [Contender("stage3+history", None, stage3),
+                # Which half of the candidate's inference moves drift: history or shared noise.
+                Contender("stage3+history-fresh_noise", None, stage3, unified_noise=False),
+                Contender("stage3-naive", None, stage3, history=False, unified_noise=False)]
+    if rows:
+        entries = [e for e in entries if e.name in rows[0]]
     missing = [str(e.folder) for e in entries if not e.folder.is_dir()]
     if missing:
         print(f"stage_ablation: no trained model at {', '.join(missing)}: run `make run` first",
@@ -63,6 +71,9 @@ def main(overrides: list[str]) -> int:
     result = {"videos": frames, "steps": config.benchmark.steps or config.generation.steps,
               "models": table}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    if RESULTS.is_file():  # rows measured before (--rows) stay, marked by their own run
+        kept = json.loads(RESULTS.read_text()).get("models", {})
+        result["models"] = {**kept, **table}
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"| metric | {' | '.join(table)} |")
     print("| --- " * (len(table) + 1) + "|")

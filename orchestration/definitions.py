@@ -23,20 +23,28 @@ from orchestration.launch import code_location_executor
 from orchestration.resources import DvcResource, LongvieConfigResource, MlflowResource
 from orchestration.triggers import build_raw_data_sensor, build_weekly_retraining
 
+# A step that dies of something unexpected (killed, out of memory, a flaky disk) is retried;
+# trainings resume from their last checkpoint, so a retry repeats no finished step. Bad input or
+# config (LongvieError -> dg.Failure(allow_retries=False)) fails at once with its reason.
+RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+
 # A string selection: parsed by Dagster's antlr 4.13 grammar (see README, "Why Hydra 1.4.0rc3").
 # The unpartitioned steps before the per-video controls: the depth estimator trains on the
 # curated train split, and every control_signals partition needs it.
 curation_job = dg.define_asset_job(
-    "curation", selection="key:raw_videos or key:curated_clips or key:depth_estimator"
+    "curation", selection="key:raw_videos or key:curated_clips or key:depth_estimator",
+    op_retry_policy=RETRY,
 )
 # Partitioned by source video (inferred from the asset): a backfill runs one video per run.
-controls_job = dg.define_asset_job("controls", selection="key:control_signals")
+controls_job = dg.define_asset_job("controls", selection="key:control_signals",
+                                   op_retry_policy=RETRY)
 # The controls report, the base and the three controller stages in order (each starts from the
 # one before), then the benchmark and the promotion gate: a retraining ends with its decision.
 training_job = dg.define_asset_job(
     "training",
     selection="key:controls_report or key:base_model or key:stage1_controller "
     "or key:stage2_controller or key:stage3_controller or key:benchmark or key:promotion",
+    op_retry_policy=RETRY,
 )
 
 defs = dg.Definitions(

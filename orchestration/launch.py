@@ -93,7 +93,8 @@ def train_through_pipes(context: dg.AssetExecutionContext, stage: str, overrides
     try:
         invocation = client.run(command=command, context=context, extras={"mlflow_tags": tags})
     except FileNotFoundError as error:
-        raise dg.Failure(description=f"training launch command not found: {command[0]!r} "
+        raise dg.Failure(allow_retries=False,
+                         description=f"training launch command not found: {command[0]!r} "
                          "(orchestration.launch_command)") from error
     except DagsterPipesExecutionError as error:  # the child exited with a non-zero code
         messages = reader.handler.get_custom_messages() if reader.handler is not None else ()

@@ -46,16 +46,27 @@ def default_instance(root: Path) -> dg.DagsterInstance:
     """The instance under ``DAGSTER_HOME``, or under ``<root>/.dagster_home`` when it is not set."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str((root / ".dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():  # SQLite storage under the home; no telemetry banner or uploads
+        settings.write_text("# SQLite under this folder; docs/scale_out.md: PostgreSQL.\n"
+                            "telemetry:\n  enabled: false\n")
     return dg.DagsterInstance.get()
 
 
-def run_config(overrides: Sequence[str]) -> dict:
-    """The launchpad config that hands the Hydra overrides to the config resource."""
-    return {"resources": {"longvie": {"config": {"overrides": list(overrides)}}}}
+# Dagster's console logger prints every event at DEBUG; a terminal wants the steps' own messages.
+LOG_LEVEL = os.environ.get("LONGVIE_DAGSTER_LOG_LEVEL", "INFO")
+
+
+def run_config(overrides: Sequence[str], progress: bool = False) -> dict:
+    """The launchpad config: the Hydra overrides and progress bars for the config resource,
+    the console log level."""
+    return {"resources": {"longvie": {"config": {"overrides": list(overrides),
+                                                 "progress": progress}}},
+            "loggers": {"console": {"config": {"log_level": LOG_LEVEL}}}}
 
 
 def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
-                      log: Callable[[str], None] = print) -> GraphRun:
+                      log: Callable[[str], None] = print, progress: bool = False) -> GraphRun:
     """Run curation, every source video's controls, then training; stop at the first failure.
 
     A failed controls partition stops the pass before training (its check is blocking, and a
@@ -65,7 +76,7 @@ def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
 
     started = time.perf_counter()
     result = GraphRun()
-    config = run_config(overrides)
+    config = run_config(overrides, progress)
 
     def execute(name: str, partition: str | None = None) -> bool:
         job = defs.resolve_job_def(name)
@@ -105,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"make run: {error}", file=sys.stderr)
         return 2
     synth_default_data(config)
-    run = materialize_graph(overrides, default_instance(Path(config.paths.root)))
+    run = materialize_graph(overrides, default_instance(Path(config.paths.root)),
+                            progress=sys.stderr.isatty())
     if not run.success:
         failed = ", ".join(r["job"] + (f"[{r['partition']}]" if r["partition"] else "")
                            for r in run.failed())

@@ -21,6 +21,9 @@ class LongvieConfigResource(dg.ConfigurableResource):
     """
 
     overrides: list[str] = []
+    # Progress bars of the long steps on the terminal (make run turns them on; in the UI the
+    # step logs would fill with them).
+    progress: bool = False
 
     def compose(self) -> LongvieConfig:
         from longvie.config import compose

@@ -85,3 +85,44 @@ def test_the_check_fails_when_a_clip_file_disappears(tmp_path):
     [check] = result.get_asset_check_evaluations()
     assert not check.passed
     assert "path_exists" in check.metadata["failed"].value
+
+
+def _restarts(result) -> int:
+    return sum(1 for event in result.all_events
+               if event.event_type == dg.DagsterEventType.STEP_RESTARTED)
+
+
+def test_every_job_retries_a_step_that_died_of_something_unexpected(tmp_path, monkeypatch):
+    import orchestration.assets.training as training
+
+    for name in ("curation", "controls", "training"):
+        assert defs.resolve_job_def(name).op_retry_policy.max_retries >= 1
+    calls = []
+
+    def dies_once(context, longvie, mlflow, stage):
+        calls.append(stage)
+        if len(calls) == 1:
+            raise RuntimeError("killed by the OOM killer")
+        return dg.MaterializeResult(metadata={"attempt": len(calls)})
+
+    monkeypatch.setattr(training, "_train", dies_once)
+    result = defs.resolve_job_def("training").execute_in_process(
+        asset_selection=[dg.AssetKey("stage1_controller")], instance=dg.DagsterInstance.ephemeral(),
+        run_config={"resources": {"longvie": {"config": {
+            "overrides": ["profile=smoke", f"paths.root={tmp_path}"]}}}},
+        raise_on_error=False)
+    succeeded = {e.step_key for e in result.all_events
+                 if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    assert "stage1_controller" in succeeded and calls == ["1", "1"] and _restarts(result) == 1
+    # (Its loss check then fails: this fake training wrote no report. That is the check's job.)
+
+
+def test_a_step_failing_on_bad_input_is_not_retried_and_says_why(tmp_path):
+    result = defs.resolve_job_def("training").execute_in_process(
+        asset_selection=[dg.AssetKey("stage1_controller")], instance=dg.DagsterInstance.ephemeral(),
+        run_config={"resources": {"longvie": {"config": {
+            "overrides": ["profile=smoke", f"paths.root={tmp_path}"]}}}},
+        raise_on_error=False)
+    assert not result.success and _restarts(result) == 0
+    error = result.failure_data_for_node("stage1_controller").error.message
+    assert "base" in error, error

@@ -42,3 +42,23 @@ def test_each_project_keeps_its_own_store_within_one_process(tmp_path, monkeypat
         with mlflow_run(compose(["profile=smoke", f"paths.root={root}"]), "probe"):
             pass
     assert (first / "mlflow.db").is_file() and (second / "mlflow.db").is_file()
+
+
+def test_a_resumed_step_continues_its_run_or_starts_one_when_the_store_lacks_it(smoke_config):
+    """Checkpoints can outlive their MLflow store (`dvc pull`, `dvc exp run --temp`)."""
+    from longvie.training.trainer import LAST, RUN_ID_FILE, checkpoint_dir, mlflow_logger
+
+    config = smoke_config()
+    checkpoints = checkpoint_dir(config, "stage1")
+    checkpoints.mkdir(parents=True)
+    (checkpoints / LAST).write_bytes(b"a checkpoint to resume from")
+    id_file = checkpoints.parent / RUN_ID_FILE
+
+    first = mlflow_logger(config, "probe", step_name="stage1")
+    assert mlflow_logger(config, "probe", step_name="stage1").run_id == first.run_id
+
+    foreign = "0123456789abcdef0123456789abcdef"
+    id_file.write_text(foreign + "\n")
+    fresh = mlflow_logger(config, "probe", step_name="stage1")
+    assert fresh.run_id not in (foreign, first.run_id)
+    assert id_file.read_text().strip() == fresh.run_id

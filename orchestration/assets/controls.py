@@ -36,9 +36,9 @@ def depth_estimator(longvie: LongvieConfigResource) -> dg.MaterializeResult:
                       "note": "controls.depth.kind is not 'longvie': pretrained weights are used"}
         )
     try:
-        report = train_depth_estimator(config, progress=False)
+        report = train_depth_estimator(config, progress=longvie.progress)
     except LongvieError as error:
-        raise dg.Failure(description=str(error)) from error
+        raise dg.Failure(allow_retries=False, description=str(error)) from error
     metadata = {
         "model": dg.MetadataValue.path(str(config.controls.depth.model)),
         "trained": not report["skipped"],
@@ -60,6 +60,7 @@ def _plan(config, source_id: str):
         if plan.source_id == source_id:
             return plan
     raise dg.Failure(
+        allow_retries=False,
         description=f"source video {source_id} is no longer in the clip table; "
         "re-materialise curated_clips (it removes stale partitions)"
     )
@@ -86,7 +87,7 @@ def control_signals(
     try:
         meta = extract_checked(plan, config)
     except LongvieError as error:
-        raise dg.Failure(description=f"{plan.source_path}: {error}") from error
+        raise dg.Failure(allow_retries=False, description=f"{plan.source_path}: {error}") from error
     summary: dict[str, float] = {"frames": meta["frames"], "clips": len(meta["clips"])}
     if "accuracy" in meta:
         tracking = TrackingStats.from_json(meta["accuracy"]["tracking"]).summary()

@@ -18,6 +18,7 @@ def raw_videos(longvie: LongvieConfigResource, dvc: DvcResource) -> dg.Materiali
     raw = Path(config.paths.raw)
     if not raw.is_dir():
         raise dg.Failure(
+            allow_retries=False,
             description=f"raw folder {raw} does not exist: run `longvie synth` or `dvc pull`"
         )
     files = [p for p in raw.rglob("*") if p.is_file()]
@@ -49,7 +50,7 @@ def curated_clips(
     from longvie.curation.run import PREVIEW_NAME
 
     config = longvie.compose()
-    report = curate(config, progress=False)
+    report = curate(config, progress=longvie.progress)
     source_ids = sorted(
         set(pd.read_parquet(Path(config.paths.curated) / "clips.parquet")["source_id"])
     )

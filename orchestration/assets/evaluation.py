@@ -31,9 +31,9 @@ def benchmark(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
 
     config = longvie.compose()
     try:
-        report = run_benchmark(config, progress=False, tags=mlflow.tags(context))
+        report = run_benchmark(config, progress=longvie.progress, tags=mlflow.tags(context))
     except LongvieError as error:
-        raise dg.Failure(description=str(error)) from error
+        raise dg.Failure(allow_retries=False, description=str(error)) from error
     metadata = {
         "candidate_version": report["candidate_version"],
         "champion_version": report["champion_version"],
@@ -62,7 +62,7 @@ def promotion(longvie: LongvieConfigResource) -> dg.MaterializeResult:
     try:
         report = promote_from_benchmark(longvie.compose())
     except LongvieError as error:
-        raise dg.Failure(description=str(error)) from error
+        raise dg.Failure(allow_retries=False, description=str(error)) from error
     return dg.MaterializeResult(metadata={
         "decision": report["decision"],
         "candidate_version": report["candidate_version"],

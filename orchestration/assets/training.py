@@ -34,9 +34,9 @@ def _train(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
         metadata = dict(result.metadata or {})
     else:
         try:
-            report = train_report(config, stage, progress=False, tags=mlflow.tags(context))
+            report = train_report(config, stage, progress=longvie.progress, tags=mlflow.tags(context))
         except LongvieError as error:
-            raise dg.Failure(description=str(error)) from error
+            raise dg.Failure(allow_retries=False, description=str(error)) from error
         metadata = dagster_metadata(training_metadata(config, stage, report))
     if "mlflow_run_id" in metadata:
         run_id = metadata["mlflow_run_id"]

@@ -123,7 +123,7 @@ def mlflow_logger(config: LongvieConfig, run_name: str,
     run_id = None
     id_file = checkpoint_dir(config, step_name).parent / RUN_ID_FILE if step_name else None
     if id_file is not None and id_file.is_file() and resume_path(config, step_name):
-        run_id = id_file.read_text().strip() or None
+        run_id = _run_in_store(config, id_file.read_text().strip())
     logger = MLFlowLogger(
         experiment_name=config.mlflow.experiment,
         run_name=run_name,
@@ -135,6 +135,24 @@ def mlflow_logger(config: LongvieConfig, run_name: str,
         id_file.parent.mkdir(parents=True, exist_ok=True)
         id_file.write_text(logger.run_id + "\n")
     return logger
+
+
+def _run_in_store(config: LongvieConfig, run_id: str) -> str | None:
+    """``run_id`` if the tracking store holds it, else None (a new run starts). Checkpoints can
+    outlive their store: pulled with `dvc pull` onto a fresh clone, or copied into a `dvc exp
+    run --temp` workspace whose mlflow.db is new."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from longvie.tracking import tracking_uri
+
+    if not run_id:
+        return None
+    try:
+        mlflow.MlflowClient(tracking_uri(config)).get_run(run_id)
+    except MlflowException:
+        return None
+    return run_id
 
 
 def quiet_lightning(cpu: bool) -> None:
