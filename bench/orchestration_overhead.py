@@ -67,7 +67,7 @@ def main() -> int:
         Path(graph_env["DAGSTER_HOME"]).mkdir(parents=True)
         graph = _run([sys.executable, "-m", "orchestration.main_job", f"profile={args.profile}",
                       f"paths.root={graph_root}"], graph_env)
-        videos = len(list((graph_root / "data" / "controls").iterdir()))
+        videos = sum(1 for p in (graph_root / "data" / "controls").iterdir() if p.is_dir())
 
     ratio = graph / cli_total
     print(f"cli steps: {cli_total:.1f} s; dagster graph: {graph:.1f} s "
