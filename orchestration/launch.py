@@ -82,14 +82,20 @@ class _HandlerKeepingReader(dg.PipesTempFileMessageReader):
 
 
 def train_through_pipes(context: dg.AssetExecutionContext, stage: str, overrides: list[str],
-                        launch_command: list[str],
-                        tags: dict[str, str]) -> dg.MaterializeResult:
+                        launch_command: list[str], tags: dict[str, str],
+                        tracking_uri: str) -> dg.MaterializeResult:
     """Run ``longvie train stage=<stage>`` as a Pipes subprocess and return the materialisation
-    it reported. A failed child fails the step with the child's own error message."""
+    it reported. A failed child fails the step with the child's own error message.
+
+    The child gets the parent's MLflow tracking URI explicitly: MLflow exports
+    ``MLFLOW_TRACKING_URI`` into the environment of a process that set one, so an inherited value
+    could be another store than the one the parent links the run in."""
     command = training_command(launch_command, stage, overrides)
     context.log.info(f"training through Dagster Pipes: {' '.join(command)}")
     reader = _HandlerKeepingReader()
-    client = dg.PipesSubprocessClient(message_reader=reader, env={"PYTHONUNBUFFERED": "1"})
+    client = dg.PipesSubprocessClient(
+        message_reader=reader,
+        env={"PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri})
     try:
         invocation = client.run(command=command, context=context, extras={"mlflow_tags": tags})
     except FileNotFoundError as error:

@@ -53,12 +53,18 @@ class MlflowResource(dg.ConfigurableResource):
         return tags
 
     def run_link(self, config: LongvieConfig, run_id: str) -> dg.MetadataValue:
-        """The run's page in the MLflow UI (its experiment looked up in the tracking store)."""
+        """The run's page in the MLflow UI (its experiment looked up in the tracking store); the
+        store and run id as text when the store does not hold the run."""
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         from longvie.tracking import tracking_uri
 
-        experiment = mlflow.MlflowClient(tracking_uri(config)).get_run(run_id).info.experiment_id
+        store = tracking_uri(config)
+        try:
+            experiment = mlflow.MlflowClient(store).get_run(run_id).info.experiment_id
+        except MlflowException:
+            return dg.MetadataValue.text(f"{store} holds no run {run_id}")
         return dg.MetadataValue.url(
             f"{self.ui_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}")
 

@@ -29,8 +29,11 @@ def _train(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
         return dg.MaterializeResult(metadata={"pretrained": config.model.pretrained})
     settings = config.orchestration
     if settings.training_launch == "pipes":
+        from longvie.tracking import tracking_uri
+
         result = train_through_pipes(context, stage, list(longvie.overrides),
-                                     list(settings.launch_command), mlflow.tags(context))
+                                     list(settings.launch_command), mlflow.tags(context),
+                                     tracking_uri(config))
         metadata = dict(result.metadata or {})
     else:
         try:
