@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.home import dagster_home
 from orchestration.partitions import source_videos
 
 JOBS = ("curation", "controls", "training")
@@ -43,13 +44,8 @@ class GraphRun:
 
 
 def default_instance(root: Path) -> dg.DagsterInstance:
-    """The instance under ``DAGSTER_HOME``, or under ``<root>/.dagster_home`` when it is not set."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str((root / ".dagster_home").resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    settings = home / "dagster.yaml"
-    if not settings.exists():  # SQLite storage under the home; no telemetry banner or uploads
-        settings.write_text("# SQLite under this folder; docs/scale_out.md: PostgreSQL.\n"
-                            "telemetry:\n  enabled: false\n")
+    """The instance in the project's Dagster home (orchestration.home), the one `make ui` shows."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home(root))
     return dg.DagsterInstance.get()
 
 

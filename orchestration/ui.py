@@ -37,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestration.home import dagster_home
+
 HOST = "127.0.0.1"
 DEFAULT_DAGSTER_PORT = 3000
 DEFAULT_MLFLOW_PORT = 5000
@@ -176,13 +178,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Server], list[str]]:
     if local_mlflow and dagster_port == mlflow_port:
         raise UiError(f"the Dagster and MLflow UIs cannot share port {dagster_port}")
 
-    home = args.dagster_home or (
-        Path(os.environ["DAGSTER_HOME"])
-        if os.environ.get("DAGSTER_HOME")
-        else Path(config.paths.root) / ".dagster_home"
-    )
-    home = home.expanduser().resolve()  # Dagster insists on an absolute path
-    home.mkdir(parents=True, exist_ok=True)
+    home = dagster_home(Path(config.paths.root), args.dagster_home)
 
     check_port_free(dagster_port, "Dagster UI", "--dagster-port or DAGSTER_PORT=...")
     if local_mlflow:

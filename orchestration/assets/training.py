@@ -42,9 +42,7 @@ def _train(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
             raise dg.Failure(allow_retries=False, description=str(error)) from error
         metadata = dagster_metadata(training_metadata(config, stage, report))
     if "mlflow_run_id" in metadata:
-        run_id = metadata["mlflow_run_id"]
-        run_id = run_id.value if isinstance(run_id, dg.MetadataValue) else str(run_id)
-        metadata["mlflow_run"] = mlflow.run_link(config, run_id)
+        metadata["mlflow_run"] = mlflow.run_link(config, metadata["mlflow_run_id"].value)
     return dg.MaterializeResult(metadata=metadata)
 
 
