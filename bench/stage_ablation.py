@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from script_options import take_option
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "stage_ablation.json"
 ROWS = ("ssim", "psnr_db", "seam_discontinuity", "ssim_drift_slope", "flicker")
@@ -36,8 +38,8 @@ def main(overrides: list[str]) -> int:
     from longvie.config import compose
     from longvie.generation.sources import stored_video
 
-    rows = [o.split("=", 1)[1].split(",") for o in overrides if o.startswith("--rows=")]
-    overrides = [o for o in overrides if not o.startswith("--rows=")]
+    rows_text, overrides = take_option(overrides, "rows", "")
+    rows = [rows_text.split(",")] if rows_text else []
     config = compose(overrides)
     models = Path(config.paths.models)
     entries = [Contender(f"stage{n}", None, models / f"stage{n}" / "model", history=False)

@@ -85,9 +85,36 @@ def test_a_second_run_with_the_same_inputs_reuses_the_report(project, monkeypatc
 
     config = smoke(project, "benchmark.candidate=1")
     first = run.run_benchmark(config, progress=False, log_mlflow=False)
-    monkeypatch.setattr(run, "generate_and_score", lambda *a: pytest.fail("regenerated"))
+    monkeypatch.setattr(run, "generate_and_score", lambda *a, **k: pytest.fail("regenerated"))
     again = run.run_benchmark(config, progress=False, log_mlflow=False)
     assert again["up_to_date"] and again["models"] == first["models"]
+
+
+def test_the_gate_figures_are_means_over_sampler_seeds_with_their_spread(project):
+    from longvie.benchmark.run import run_benchmark
+    from longvie.benchmark.scoring import QUALITY_METRICS
+
+    one = run_benchmark(smoke(project, "benchmark.candidate=1"), progress=False,
+                        log_mlflow=False)
+    two = run_benchmark(smoke(project, "benchmark.candidate=1", "benchmark.seeds=2"),
+                        progress=False, log_mlflow=False)
+    assert two["seeds"] == [0, 1] and one["seeds"] == [0]
+    assert set(two["per_seed"]["candidate"]) == {"0", "1"}
+    assert set(two["per_seed"]["static"]) == {"0"}  # nothing random to repeat
+    for name in ("candidate", "naive"):
+        seeds = two["per_seed"][name]
+        # Seed 0 is the single-seed run's figure; seed 1 samples other noise.
+        assert seeds["0"]["ssim"] == pytest.approx(one["models"][name]["ssim"])
+        assert seeds["1"]["ssim"] != pytest.approx(seeds["0"]["ssim"])
+        for metric in QUALITY_METRICS:
+            mean = (seeds["0"][metric] + seeds["1"][metric]) / 2
+            assert two["models"][name][metric] == pytest.approx(mean)
+        assert two["seed_sd"][name]["ssim"] == pytest.approx(
+            abs(seeds["0"]["ssim"] - seeds["1"]["ssim"]) / 2 ** 0.5)
+        # Control fidelity is measured on the first seed's video only.
+        assert two["models"][name]["track_epe_px"] == one["models"][name]["track_epe_px"]
+    assert two["seed_sd"]["static"]["ssim"] is None
+    assert two["models"]["static"] == one["models"]["static"]
 
 
 def test_a_random_weight_candidate_is_rejected_and_the_champion_alias_stays(project):
@@ -121,11 +148,11 @@ def test_a_crash_mid_benchmark_moves_no_alias_and_leaves_no_report(project, monk
     config = smoke(project, "benchmark.candidate=2", f"paths.reports={project}/crashed")
     calls = []
 
-    def crash_on_second(*args):
+    def crash_on_second(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("killed mid-benchmark")
-        return original(*args)
+        return original(*args, **kwargs)
 
     original = run.generate_and_score
     monkeypatch.setattr(run, "generate_and_score", crash_on_second)
@@ -143,7 +170,7 @@ def test_a_crash_mid_benchmark_moves_no_alias_and_leaves_no_report(project, monk
 def test_an_unknown_candidate_fails_before_anything_is_generated(project, monkeypatch):
     from longvie.benchmark import run
 
-    monkeypatch.setattr(run, "generate_and_score", lambda *a: pytest.fail("generated"))
+    monkeypatch.setattr(run, "generate_and_score", lambda *a, **k: pytest.fail("generated"))
     with pytest.raises(LongvieError, match="no such version"):
         run.run_benchmark(smoke(project, "benchmark.candidate=99"), progress=False)
 

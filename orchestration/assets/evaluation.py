@@ -39,6 +39,8 @@ def benchmark(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
         "champion_version": report["champion_version"],
         "metrics": dg.MetadataValue.md(_table(report["models"], BENCHMARK_ROWS)),
         "skipped": dg.MetadataValue.json(report["skipped"]),
+        "sampler_seeds": len(report.get("seeds", [0])),
+        "seed_sd": dg.MetadataValue.json(report.get("seed_sd", {})),
         "seconds": report["seconds"],
         "reused": bool(report.get("up_to_date")),
     }

@@ -342,13 +342,21 @@ def print_benchmark_summary(report: dict) -> None:
     models = report["models"]
     names = list(models)
     state = " (up to date: reused)" if report.get("up_to_date") else ""
+    seeds = report.get("seeds", [0])
+    spread = report.get("seed_sd", {})
     print(f"benchmark: candidate version {report['candidate_version']}, "
-          f"{len(report['videos'])} videos, {report['seconds']:.0f} s{state}")
-    print(f"  {'metric':<20}" + "".join(f"{name:>11}" for name in names))
+          f"{len(report['videos'])} videos, {len(seeds)} sampler seed(s), "
+          f"{report['seconds']:.0f} s{state}")
+    if len(seeds) > 1:
+        print("  (frame-quality figures: mean ± standard deviation over the seeds)")
+    print(f"  {'metric':<20}" + "".join(f"{name:>20}" for name in names))
     for metric in BENCHMARK_ROWS:
-        cells = [models[name].get(metric) for name in names]
-        print(f"  {metric:<20}" + "".join(
-            f"{'-' if value is None else format(value, '.4f'):>11}" for value in cells))
+        cells = []
+        for name in names:
+            value, sd = models[name].get(metric), spread.get(name, {}).get(metric)
+            text = "-" if value is None else format(value, ".5g")
+            cells.append(text if sd is None else f"{text} ± {sd:.1g}")
+        print(f"  {metric:<20}" + "".join(f"{cell:>20}" for cell in cells))
     for metric, reason in report["skipped"].items():
         print(f"  skipped {metric}: {reason}")
 

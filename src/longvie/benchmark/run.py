@@ -116,12 +116,19 @@ def _stamp(config: LongvieConfig, entries: list[Contender], sources: list[str],
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _sampler(config: LongvieConfig, entry: Contender):
+def _sampler(config: LongvieConfig, entry: Contender, seed: int | None = None):
     from longvie.generation.long_video import GenerationSettings
 
     return GenerationSettings.from_config(
         config.generation, steps=config.benchmark.steps or config.generation.steps,
-        history=entry.history, unified_noise=entry.unified_noise)
+        history=entry.history, unified_noise=entry.unified_noise,
+        seed=config.generation.seed if seed is None else seed)
+
+
+def sampler_seeds(config: LongvieConfig) -> list[int]:
+    """The seeds every generating contender samples with: ``generation.seed`` and the next
+    ``benchmark.seeds - 1``."""
+    return [config.generation.seed + k for k in range(config.benchmark.seeds)]
 
 
 def _frames_of(video, config: LongvieConfig) -> int:
@@ -157,7 +164,7 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
             return {**previous, "up_to_date": True}
 
     from longvie.benchmark.features import feature_metrics
-    from longvie.benchmark.scoring import average_metrics
+    from longvie.benchmark.scoring import QUALITY_METRICS, average_metrics
     from longvie.generation.sources import stored_video
 
     skipped = dict(UNWIRED)
@@ -168,17 +175,27 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     loaded: dict[Path, object] = {}
     per_video: dict[str, dict[str, dict]] = {e.name: {} for e in entries}
     outputs: dict[str, list[np.ndarray]] = {}
+    seeds = sampler_seeds(config)
+    per_seed: dict[str, dict[str, dict]] = {}
     for entry in entries:
         if entry.folder is not None and entry.folder not in loaded:
             loaded[entry.folder] = load_model(config, entry.folder)
         parts = loaded.get(entry.folder)
+        runs = seeds if parts is not None else seeds[:1]  # the static video has no noise
+        by_seed: dict[int, list[dict]] = {seed: [] for seed in runs}
         for video in videos:
-            generated, scores = generate_and_score(config, entry, parts, video,
-                                                    references[video.source_id], disparity,
-                                                    progress)
+            reference = references[video.source_id]
+            generated, scores = generate_and_score(config, entry, parts, video, reference,
+                                                    disparity, progress, seed=runs[0])
             scores["metrics"].update(feature_metrics(config, generated, skipped))
-            per_video[entry.name][video.source_id] = scores
+            repeats = [generate_and_score(config, entry, parts, video, reference, None, progress,
+                                          seed=seed, quality_only=True)[1] for seed in runs[1:]]
+            for seed, seeded in zip(runs, [scores, *repeats], strict=True):
+                by_seed[seed].append(seeded["metrics"])
+            per_video[entry.name][video.source_id] = seed_means(scores, repeats)
             outputs.setdefault(video.source_id, []).append(generated)
+        per_seed[entry.name] = {str(seed): {k: average_metrics(rows)[k] for k in QUALITY_METRICS}
+                                for seed, rows in by_seed.items()}
     models = {name: average_metrics([v["metrics"] for v in by_video.values()])
               for name, by_video in per_video.items()}
     per_clip = {name: _mean_series([v["per_clip"] for v in by_video.values()])
@@ -197,6 +214,10 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
                       for name, by_video in per_video.items()},
         "videos": {source: len(reference) for source, reference in references.items()},
         "sampler": dataclasses.asdict(_sampler(config, entries[0])),
+        # The frame-quality figures per sampler seed (means over videos), and their spread.
+        "seeds": seeds,
+        "per_seed": per_seed,
+        "seed_sd": {name: _spread(rows) for name, rows in per_seed.items()},
         "skipped": skipped,
         "pictures": [str(p) for p in pictures["plots"]],
         "side_by_side": [str(p) for p in pictures["videos"]],
@@ -216,9 +237,12 @@ def load_model(config: LongvieConfig, folder: Path):
 
 
 def generate_and_score(config: LongvieConfig, entry: Contender, parts, video,
-                        reference: np.ndarray, disparity, progress: bool
+                        reference: np.ndarray, disparity, progress: bool,
+                        seed: int | None = None, quality_only: bool = False
                         ) -> tuple[np.ndarray, dict]:
-    from longvie.benchmark.scoring import ClipTracks, score_video
+    """One contender's regeneration of ``video`` (``parts`` None: the static video) and its
+    scores; ``quality_only`` keeps to the gate's figures (:func:`quality_scores`)."""
+    from longvie.benchmark.scoring import ClipTracks, quality_scores, score_video
     from longvie.generation.long_video import generate_long_video
     from longvie.generation.plan import plan_clips
 
@@ -231,9 +255,11 @@ def generate_and_score(config: LongvieConfig, entry: Contender, parts, video,
         written: list[np.ndarray] = []
         captions = [video.caption_at(span.start) for span in spans]
         generate_long_video(parts, first, video, captions, frames, config.video.clip_frames,
-                            _sampler(config, entry), written.append,
+                            _sampler(config, entry, seed), written.append,
                             config.model.condition_encoding, progress=progress)
         generated = np.stack(written)
+    if quality_only:
+        return generated, quality_scores(generated, reference, spans)
 
     def tracks(span) -> ClipTracks | None:
         if span.index >= len(video.clips):
@@ -243,6 +269,33 @@ def generate_and_score(config: LongvieConfig, entry: Contender, parts, video,
     scores = score_video(generated, reference, spans,
                          lambda start, stop: video.span(start, stop)[0], tracks, disparity)
     return generated, scores
+
+
+def seed_means(first: dict, repeats: list[dict]) -> dict:
+    """One video's scores with the gate's figures and per-clip series averaged over the first
+    seed's full scores and the repeats' (quality-only) ones; the rest stays the first seed's."""
+    if not repeats:
+        return first
+    runs = [first, *repeats]
+    metrics = dict(first["metrics"])
+    for name in repeats[0]["metrics"]:
+        values = [r["metrics"][name] for r in runs]
+        metrics[name] = None if None in values else float(np.mean(values))
+    per_clip = {name: np.mean([r["per_clip"][name] for r in runs], axis=0).tolist()
+                for name in first["per_clip"]}
+    return {"metrics": metrics, "per_clip": per_clip}
+
+
+def _spread(by_seed: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
+    """Sample standard deviation over seeds of each quality figure (None below two seeds)."""
+    from longvie.benchmark.scoring import QUALITY_METRICS
+
+    rows = list(by_seed.values())
+    if len(rows) < 2:
+        return {name: None for name in QUALITY_METRICS}
+    return {name: (None if any(r[name] is None for r in rows)
+                   else float(np.std([r[name] for r in rows], ddof=1)))
+            for name in QUALITY_METRICS}
 
 
 def _mean_series(series: list[dict[str, list[float]]]) -> dict[str, list[float]]:
@@ -293,6 +346,9 @@ def _log_run(config: LongvieConfig, report: dict, pictures: dict[str, list[Path]
                                    "champion_version": report["champion_version"]}))
         for model, values in report["models"].items():
             mlflow.log_metrics({f"{model}.{k}": v for k, v in values.items() if v is not None})
+        for model, spread in report["seed_sd"].items():
+            mlflow.log_metrics({f"{model}.{k}_seed_sd": v for k, v in spread.items()
+                                if v is not None})
         for model, series in report["per_clip"].items():
             for name, values in series.items():
                 for step, value in enumerate(values):

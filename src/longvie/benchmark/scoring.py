@@ -16,6 +16,12 @@ from longvie.benchmark import metrics
 from longvie.generation.plan import ClipSpan
 
 
+# What :func:`quality_scores` measures: the frame-quality figures the promotion gate compares,
+# cheap enough to measure again for every sampler seed.
+QUALITY_METRICS = ("psnr_db", "ssim", "flicker", "seam_discontinuity", "seam_ratio",
+                   "ssim_drift_slope", "sharpness_drift_slope", "sharpness_ratio")
+
+
 @dataclass(frozen=True)
 class ClipTracks:
     """The sparse control of one clip: its query points and their tracks."""
@@ -30,21 +36,10 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def score_video(
-    generated: np.ndarray,
-    reference: np.ndarray,
-    spans: Sequence[ClipSpan],
-    control_depth: Callable[[int, int], np.ndarray],
-    tracks: Callable[[ClipSpan], ClipTracks | None],
-    disparity: Callable[[np.ndarray], np.ndarray] | None,
-) -> dict:
-    """Every always-on metric of ``generated`` (T, H, W, 3) uint8 against ``reference``.
-
-    ``control_depth(start, stop)`` gives the dense control of frames [start, stop);
-    ``tracks(span)`` the clip's control tracks (None: no sparse fidelity for it); ``disparity``
-    the configured depth model (None: no dense fidelity). Returns ``metrics`` (flat, one value
-    each) and ``per_clip`` (series).
-    """
+def quality_scores(generated: np.ndarray, reference: np.ndarray,
+                   spans: Sequence[ClipSpan]) -> dict:
+    """:data:`QUALITY_METRICS` from the frames alone (``metrics``), with their per-clip series
+    (``per_clip``)."""
     if generated.shape != reference.shape:
         raise ValueError(f"generated {generated.shape} and reference {reference.shape} differ")
     frames = len(generated)
@@ -60,9 +55,39 @@ def score_video(
     boundaries = [span.start + 1 for span in spans[1:] if span.start + 1 < frames]
     seams = (metrics.seam_discontinuity(generated, reference, boundaries) if boundaries
              else {"seam_discontinuity": None, "seam_ratio": None})
+    values = {
+        "psnr_db": float(psnr[1:].mean()),
+        "ssim": float(ssim[1:].mean()),
+        "flicker": metrics.temporal_flickering(generated),
+        **seams,
+        "ssim_drift_slope": metrics.drift_slope(per_clip["ssim"]),
+        "sharpness_drift_slope": metrics.drift_slope(per_clip["sharpness_ratio"]),
+        "sharpness_ratio": float(np.mean(per_clip["sharpness_ratio"])),
+    }
+    return {"metrics": values, "per_clip": per_clip}
+
+
+def score_video(
+    generated: np.ndarray,
+    reference: np.ndarray,
+    spans: Sequence[ClipSpan],
+    control_depth: Callable[[int, int], np.ndarray],
+    tracks: Callable[[ClipSpan], ClipTracks | None],
+    disparity: Callable[[np.ndarray], np.ndarray] | None,
+) -> dict:
+    """Every always-on metric of ``generated`` (T, H, W, 3) uint8 against ``reference``.
+
+    ``control_depth(start, stop)`` gives the dense control of frames [start, stop);
+    ``tracks(span)`` the clip's control tracks (None: no sparse fidelity for it); ``disparity``
+    the configured depth model (None: no dense fidelity). Returns ``metrics`` (flat, one value
+    each) and ``per_clip`` (series): :func:`quality_scores` plus motion and control fidelity.
+    """
+    scores = quality_scores(generated, reference, spans)
+    frames = len(generated)
     dynamic = metrics.dynamic_degree(generated)
     track_scores, depth_scores = [], []
-    for span, (start, stop) in zip(spans, clip_ranges, strict=True):
+    for span in spans:
+        start, stop = span.start, min(span.stop, frames)
         clip = generated[start:stop]
         control = tracks(span)
         if control is not None and stop - start == len(control.tracks_xy):
@@ -71,22 +96,15 @@ def score_video(
         if disparity is not None:
             depth_scores.append(metrics.depth_fidelity(disparity(clip),
                                                         control_depth(start, stop)))
-    values = {
-        "psnr_db": float(psnr[1:].mean()),
-        "ssim": float(ssim[1:].mean()),
-        "flicker": metrics.temporal_flickering(generated),
+    scores["metrics"].update({
         "dynamic": float(dynamic["dynamic"]),
         "mean_top_flow_px": dynamic["mean_top_flow_px"],
-        **seams,
-        "ssim_drift_slope": metrics.drift_slope(per_clip["ssim"]),
-        "sharpness_drift_slope": metrics.drift_slope(per_clip["sharpness_ratio"]),
-        "sharpness_ratio": float(np.mean(per_clip["sharpness_ratio"])),
         "track_epe_px": _mean([s["median_epe_px"] for s in track_scores]),
         "track_within_2px": _mean([s["within_2px"] for s in track_scores]),
         "depth_abs_rel": _mean([s["abs_rel"] for s in depth_scores]),
         "depth_pearson": _mean([s["pearson"] for s in depth_scores]),
-    }
-    return {"metrics": values, "per_clip": per_clip}
+    })
+    return scores
 
 
 def average_metrics(per_video: Sequence[dict[str, float | None]]) -> dict[str, float | None]:

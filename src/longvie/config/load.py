@@ -177,6 +177,7 @@ def validate(config: LongvieConfig) -> list[str]:
     for key in ("videos", "frames", "steps"):
         value = getattr(benchmark, key)
         need(value >= 0, f"benchmark.{key}={value} must be >= 0 (0 = all / the default)")
+    need(benchmark.seeds >= 1, f"benchmark.seeds={benchmark.seeds} must be >= 1")
     from longvie.promotion.gate import config_problems
 
     problems.extend(config_problems(config.promotion))

@@ -462,6 +462,11 @@ class BenchmarkConfig:
     frames: int = 0
     # Sampler steps (0 = generation.steps).
     steps: int = 0
+    # Sampler seeds per generating contender (generation.seed, +1, ...). The gate's figures
+    # (SSIM, PSNR, flicker, seams, drift) are their means, and their spread is reported: on tiny
+    # the candidate-vs-naive gaps change sign from one seed to the next (bench/seed_spread.py).
+    # Control fidelity, motion, model-based metrics and the pictures come from the first seed.
+    seeds: int = 1
     # Model-based metrics run only when their weights are configured (a local folder or hub id
     # loadable offline): VBench's subject consistency uses DINO features, background
     # consistency CLIP image features.
