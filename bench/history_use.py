@@ -10,7 +10,8 @@ against the reference. A model that uses its history changes its frames with it 
 much as a new draw of noise does.
 All figures come from this one run.
 
-    .venv/bin/python bench/history_use.py [--clips=4] [--model=PATH] [hydra overrides ...]
+    .venv/bin/python bench/history_use.py [--clips=4] [--model=PATH] [--out=JSON]
+        [hydra overrides ...]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main(args: list[str]) -> int:
     from longvie.training.clips import video_tensor
 
     clips_text, args = take_option(args, "clips", "4")
+    out_text, args = take_option(args, "out", str(RESULTS))
     model_text, overrides = take_option(args, "model", "")
     config = compose(overrides)
     folder = Path(model_text) if model_text else Path(config.paths.models) / "stage3" / "model"
@@ -111,10 +113,11 @@ def main(args: list[str]) -> int:
     result = {"model": str(folder), "history_frames": generation.history_frames,
               "clips": rows, "mean": summary,
               "seconds": round(time.perf_counter() - started, 1)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(out_text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print("mean over clips: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))
-    print(f"-> {RESULTS}")
+    print(f"-> {out}")
     return 0
 
 

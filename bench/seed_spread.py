@@ -8,7 +8,8 @@ contender's SSIM, seam discontinuity and SSIM drift slope and the candidate-minu
 when the gap changes sign from seed to seed, a single-seed comparison of that metric decides
 nothing. All figures come from this one run.
 
-    .venv/bin/python bench/seed_spread.py [--seeds=0,1,2,3] [--model=PATH] [hydra overrides ...]
+    .venv/bin/python bench/seed_spread.py [--seeds=0,1,2,3] [--model=PATH] [--out=JSON]
+        [hydra overrides ...]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main(args: list[str]) -> int:
     from longvie.generation.sources import stored_video
 
     seeds_text, args = take_option(args, "seeds", "0,1,2,3")
+    out_text, args = take_option(args, "out", str(RESULTS))
     model_text, overrides = take_option(args, "model", "")
     seeds = [int(s) for s in seeds_text.split(",")]
     config = compose(overrides)
@@ -66,8 +68,9 @@ def main(args: list[str]) -> int:
     summary = _summary(runs)
     result = {"model": str(folder), "videos": sorted(references), "seeds": seeds,
               "runs": {str(s): r for s, r in runs.items()}, "summary": summary}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(out_text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print("| metric | candidate mean ± sd over seeds | naive mean ± sd | gap (cand - naive) per "
           "seed | candidate better in |")
     print("| --- | --- | --- | --- | --- |")
@@ -77,7 +80,7 @@ def main(args: list[str]) -> int:
               f"{s['naive_mean']:.5g} ± {s['naive_sd']:.2g} | "
               f"{' '.join(f'{g:+.2g}' for g in s['gaps'])} | "
               f"{s['candidate_better']} of {len(s['gaps'])} seeds |")
-    print(f"-> {RESULTS}")
+    print(f"-> {out}")
     return 0
 
 
