@@ -194,8 +194,10 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
                 by_seed[seed].append(seeded["metrics"])
             per_video[entry.name][video.source_id] = seed_means(scores, repeats)
             outputs.setdefault(video.source_id, []).append(generated)
-        per_seed[entry.name] = {str(seed): {k: average_metrics(rows)[k] for k in QUALITY_METRICS}
-                                for seed, rows in by_seed.items()}
+        per_seed[entry.name] = {}
+        for seed, rows in by_seed.items():
+            means = average_metrics(rows)
+            per_seed[entry.name][str(seed)] = {k: means[k] for k in QUALITY_METRICS}
     models = {name: average_metrics([v["metrics"] for v in by_video.values()])
               for name, by_video in per_video.items()}
     per_clip = {name: _mean_series([v["per_clip"] for v in by_video.values()])
