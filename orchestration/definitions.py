@@ -14,6 +14,7 @@ from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_vi
 from orchestration.assets.evaluation import benchmark, promotion, promotion_gate
 from orchestration.assets.training import (
     base_model,
+    pretrained_base,
     stage1_controller,
     stage2_controller,
     stage3_controller,
@@ -47,6 +48,10 @@ training_job = dg.define_asset_job(
     op_retry_policy=RETRY,
 )
 
+# The one-off pretraining of the tiny base: never part of a retraining (base_model loads its
+# result), started by hand from the UI or `dagster job execute -j pretraining`.
+pretraining_job = dg.define_asset_job("pretraining", selection="key:pretrained_base")
+
 defs = dg.Definitions(
     assets=[
         raw_videos,
@@ -54,6 +59,7 @@ defs = dg.Definitions(
         depth_estimator,
         control_signals,
         controls_report,
+        pretrained_base,
         base_model,
         stage1_controller,
         stage2_controller,
@@ -63,7 +69,7 @@ defs = dg.Definitions(
     ],
     asset_checks=[clip_table_is_valid, controls_are_valid, *training_loss_checks,
                   promotion_gate],
-    jobs=[curation_job, controls_job, training_job],
+    jobs=[curation_job, controls_job, training_job, pretraining_job],
     schedules=[build_weekly_retraining(training_job)],
     sensors=[build_raw_data_sensor(curation_job, controls_job, training_job)],
     resources={

@@ -25,8 +25,6 @@ def _train(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
     from longvie.errors import LongvieError
 
     config = longvie.compose()
-    if stage == "base" and config.model.pretrained:
-        return dg.MaterializeResult(metadata={"pretrained": config.model.pretrained})
     settings = config.orchestration
     if settings.training_launch == "pipes":
         from longvie.tracking import tracking_uri
@@ -49,9 +47,10 @@ def _train(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
 @dg.asset(
     group_name="training",
     deps=[curated_clips, controls_report],
-    description="The I2V base: pretrained Wan weights in production; on the CPU profiles a VAE, "
-    "the latent cache and a small DiT + caption encoder trained on the curated clips "
-    "(models/base/model, a diffusers-style folder).",
+    description="The I2V base, loaded from model.pretrained (wan14b: Wan2.1-I2V-14B; tiny: the "
+    "shipped weights/tiny-base made by `longvie pretrain`), checked against the config, the "
+    "latents of every clip cached with its VAE and registered as a model version with its "
+    "provenance; with model.pretrained='' a VAE + DiT trained from scratch on the curated clips.",
 )
 def base_model(
     context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
@@ -194,3 +193,47 @@ training_loss_checks = [
     for asset, stage in ((base_model, "base"), (stage1_controller, "1"),
                          (stage2_controller, "2"), (stage3_controller, "3"))
 ]
+
+
+# --- the one-off pretraining of the tiny base -------------------------------------------------
+
+
+@dg.asset(
+    group_name="pretraining",
+    description="`longvie pretrain`, the one-off that makes the tiny base (as downloading Wan "
+    "weights is in production): renders the pretraining corpus (data/pretrain, pretrain.dvc), "
+    "trains the tiny VAE, then the I2V DiT + caption encoder, and writes pretrain.output "
+    "(tiny: weights/tiny-base). Resumable across kills and sessions. Not part of the training "
+    "job: base_model loads its result through model.pretrained.",
+)
+def pretrained_base(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
+                    mlflow: MlflowResource) -> dg.MaterializeResult:
+    import base64
+
+    from longvie.errors import LongvieError
+    from longvie.training.pretrain import pretrain
+
+    config = longvie.compose()
+    try:
+        report = pretrain(config, progress=longvie.progress, tags=mlflow.tags(context),
+                          command="dagster: pretrained_base " + " ".join(longvie.overrides))
+    except LongvieError as error:
+        raise dg.Failure(allow_retries=False, description=str(error)) from error
+    vae, dit = report["vae"]["heldout"], report["dit"]["heldout"]
+    strip = Path(report["pictures"]["strip"])
+    encoded = base64.b64encode(strip.read_bytes()).decode()
+    return dg.MaterializeResult(metadata={
+        "output": dg.MetadataValue.path(report["output"]),
+        "corpus_version": report["corpus"]["version"],
+        "vae_steps": report["vae"]["steps"],
+        "dit_steps": report["dit"]["steps"],
+        "train_seconds": report["seconds_training"],
+        "vae_heldout_psnr_db": vae["psnr_db"],
+        "vae_heldout_ssim": vae["ssim"],
+        "generated_sharpness_ratio": dit["generated"]["sharpness_ratio"],
+        "heldout_flow_matching_loss": dit["flow_matching_loss"],
+        "samples": dg.MetadataValue.md(f"![reference | VAE | generated]"
+                                       f"(data:image/png;base64,{encoded})"),
+        "mlflow_run": mlflow.run_link(config, report["dit"]["mlflow_run_id"])
+        if report["dit"]["mlflow_run_id"] else "not logged",
+    })

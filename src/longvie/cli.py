@@ -66,6 +66,23 @@ def _controls(config: LongvieConfig) -> int:
     return 0
 
 
+def _pretrain(config: LongvieConfig) -> int:
+    from longvie.training.pretrain import pretrain
+
+    report = pretrain(config)
+    vae, dit = report["vae"]["heldout"], report["dit"]["heldout"]
+    print(f"pretrain: corpus {report['corpus']['videos']} videos (version "
+          f"{report['corpus']['version']}); VAE {report['vae']['steps']} steps, DiT "
+          f"{report['dit']['steps']} steps, {report['seconds_training']:.0f} s of training")
+    print(f"  VAE on held-out benchmark clips: PSNR {vae['psnr_db']:.2f} dB, SSIM "
+          f"{vae['ssim']:.3f}, sharpness ratio {vae['sharpness_ratio']:.2f}")
+    print(f"  generated from held-out first frames: sharpness ratio "
+          f"{dit['generated']['sharpness_ratio']:.2f}, SSIM {dit['generated']['ssim']:.3f}, "
+          f"flow-matching loss {dit['flow_matching_loss']:.4f}")
+    print(f"  -> {report['output']}")
+    return 0
+
+
 TRAIN_STAGES = ("base", "1", "2", "3")
 
 
@@ -74,6 +91,10 @@ def train_report(config: LongvieConfig, stage: str, progress: bool = True,
     """Train ``stage`` (base, 1, 2 or 3) and return its report (``reports/train_<stage>.json``)."""
     if stage not in TRAIN_STAGES:
         raise LongvieError(f"stage={stage!r}: choose one of {', '.join(TRAIN_STAGES)}")
+    if stage == "base" and config.model.pretrained:
+        from longvie.training.base_pretrained import load_base
+
+        return load_base(config, progress=progress, tags=tags)
     if stage == "base":
         from longvie.training.base import train_base
 
@@ -100,7 +121,15 @@ def training_metadata(config: LongvieConfig, stage: str, report: dict) -> dict[s
         return {"raw_value": value, "type": kind}
 
     metadata = {"model": typed("path", report["model"])}
-    if stage == "base":
+    if stage == "base" and "pretrained" in report:
+        metadata |= {
+            "pretrained": typed("text", report["pretrained"]),
+            "heldout_flow_matching_loss":
+                typed("float", report["heldout"]["flow_matching_loss"]),
+            **{f"pretrain_{key}": typed("text", str(value))
+               for key, value in report["provenance"].items() if key != "heldout"},
+        }
+    elif stage == "base":
         held_out = report["heldout"]
         metadata |= {
             "dit_steps": typed("int", report["steps"]),
@@ -252,6 +281,11 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
         "the whole graph: synth (if the profile has data), curate, depth-estimator, controls, "
         "train base, 1, 2, 3, benchmark, promote",
     ),
+    "pretrain": (
+        _pretrain,
+        "one-off, like downloading Wan weights: render the pretraining corpus, train the tiny "
+        "VAE, then the I2V DiT + caption encoder; write pretrain.output (tiny: weights/tiny-base)",
+    ),
     "train": (None, "train a stage: `longvie train stage=base|1|2|3` (base: VAE + DiT on tiny; "
               "1-3: the dual controller)"),
     "generate": (
@@ -275,6 +309,16 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
 
 def print_base_summary(report: dict) -> None:
     held_out = report["heldout"]
+    if "pretrained" in report:
+        made = report["provenance"]
+        version = report.get("mlflow", {}).get("version")
+        print(f"train base: loaded the pretrained base {report['pretrained']}"
+              + (f" (made by `{made['command']}`, corpus {made['corpus_version']}, VAE "
+                 f"{made['vae_steps']} + DiT {made['dit_steps']} steps)" if made else "")
+              + f"; held-out flow-matching loss {held_out['flow_matching_loss']:.4f}"
+              + (f"; longvie version {version}" if version else "")
+              + f", {report['seconds']:.0f} s")
+        return
     print(
         f"train base: VAE {report['vae']['steps']} steps (held-out PSNR "
         f"{report['vae']['heldout_psnr_db']} dB), DiT {report['steps']} steps, held-out "

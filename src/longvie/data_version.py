@@ -47,9 +47,16 @@ def record_raw_data(root: Path, push: bool = True) -> str | None:
 
     Returns the new md5, or None when ``root`` is not a DVC project (e.g. a scratch folder).
     """
-    if not (root / ".dvc").is_dir() or not (root / DVC_FILE).is_file():
+    return record_data(root, DVC_FILE, push)
+
+
+def record_data(root: Path, dvc_file: str, push: bool = True) -> str | None:
+    """``dvc commit`` (+ ``dvc push``) of the folder ``root/<dvc_file>`` tracks (``data.dvc``:
+    data/raw; ``pretrain.dvc``: the pretraining corpus); its new md5, or None outside DVC."""
+    if not (root / ".dvc").is_dir() or not (root / dvc_file).is_file():
         return None
-    dvc(root, "commit", "--force", "--quiet", DVC_FILE)
+    dvc(root, "commit", "--force", "--quiet", dvc_file)
     if push:
-        dvc(root, "push", "--quiet", DVC_FILE)
-    return raw_data_hash(root)
+        dvc(root, "push", "--quiet", dvc_file)
+    outs = (yaml.safe_load((root / dvc_file).read_text()) or {}).get("outs") or [{}]
+    return outs[0].get("md5")

@@ -29,7 +29,8 @@ def ensure_registered_model(client, name: str) -> None:
 
 
 def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage: str,
-                     steps: int, pictures: list[Path] = (), report: Path | None = None) -> dict:
+                     steps: int, pictures: list[Path] = (), report: Path | None = None,
+                     extra_tags: dict[str, str] | None = None) -> dict:
     """Log the model folder (+ pictures, report) to ``run_id`` and register it as a version,
     unless this run already registered the weights of ``steps`` steps (a re-run that found its
     training finished must not add a duplicate version)."""
@@ -50,7 +51,8 @@ def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage:
         client.log_artifact(run_id, str(report), "reports")
     ensure_registered_model(client, name)
     artifact_uri = client.get_run(run_id).info.artifact_uri
-    tags = {**standard_tags(config), "longvie.stage": stage, "longvie.steps": str(steps)}
+    tags = {**standard_tags(config), "longvie.stage": stage, "longvie.steps": str(steps),
+            **(extra_tags or {})}
     version = client.create_model_version(name, f"{artifact_uri}/{MODEL_ARTIFACT}", run_id=run_id,
                                           tags=tags, description=f"{stage} of profile "
                                           f"{config.profile_name}")

@@ -206,24 +206,28 @@ def _validate_model(config: LongvieConfig, need) -> None:
         f"model.controller.num_layers={model.controller.num_layers} must lie in "
         f"[1, model.transformer.num_layers={blocks.num_layers}]",
     )
-    for name in ("vae", "base"):
-        for index, phase in enumerate(getattr(config.training, name).phases):
+    schedules = {f"training.{name}": getattr(config.training, name) for name in ("vae", "base")}
+    schedules |= {f"pretrain.{name}": getattr(config.pretrain, name) for name in ("vae", "dit")}
+    for key, schedule in schedules.items():
+        for index, phase in enumerate(schedule.phases):
             need(
                 phase.frames <= config.video.clip_frames and (phase.frames - 1) % 4 == 0,
-                f"training.{name}.phases[{index}].frames={phase.frames} must be 4k+1 and at "
+                f"{key}.phases[{index}].frames={phase.frames} must be 4k+1 and at "
                 f"most video.clip_frames={config.video.clip_frames}",
             )
             need(phase.steps >= 0 and phase.batch_size >= 1,
-                 f"training.{name}.phases[{index}] needs steps >= 0 and batch_size >= 1")
+                 f"{key}.phases[{index}] needs steps >= 0 and batch_size >= 1")
     vae = model.vae
     patch = vae.patch_size or 1
     spatial = patch * 2 ** (len(vae.dim_mult) - 1)
     temporal = 2 ** sum(vae.temperal_downsample)
     need(
-        len(vae.temperal_downsample) == len(vae.dim_mult) - 1 and spatial == 8 and temporal == 4,
-        f"model.vae: patch_size {patch} x 2^(len(dim_mult) - 1) must be 8 (got {spatial}) and "
-        f"temperal_downsample must halve time twice in len(dim_mult) - 1 steps (got "
-        f"{vae.temperal_downsample}): the pipeline's latents are 8x smaller in space, 4x in time",
+        len(vae.temperal_downsample) == len(vae.dim_mult) - 1 and spatial in (4, 8)
+        and temporal == 4,
+        f"model.vae: patch_size {patch} x 2^(len(dim_mult) - 1) must be 4 or 8 (got {spatial}) "
+        f"and temperal_downsample must halve time twice in len(dim_mult) - 1 steps (got "
+        f"{vae.temperal_downsample}): the pipeline's latents are 4x or 8x smaller in space (Wan: "
+        "8x), 4x in time",
     )
     need(vae.in_channels == vae.out_channels == 3 * patch**2,
          f"model.vae.in_channels/out_channels must be 3 x patch_size^2 = {3 * patch**2}")

@@ -22,6 +22,8 @@ class PathsConfig:
     controls: str = "${paths.root}/data/controls"
     models: str = "${paths.root}/models"
     reports: str = "${paths.root}/reports"
+    # The pretraining corpus of ``longvie pretrain`` (tracked by pretrain.dvc, like data/raw).
+    pretrain: str = "${paths.root}/data/pretrain"
 
 
 @dataclass
@@ -408,6 +410,83 @@ class Stage3Config(Stage2Config):
 
 
 @dataclass
+class CorpusConfig:
+    """The rendered pretraining corpus: many short scenes of extended variety (no ground truth).
+
+    Seeds come from the ``pretrain`` split code, disjoint from the pipeline's train and benchmark
+    scenes; size, frame rate, crf and workers are ``synth``'s.
+    """
+
+    videos: int = 500
+    # 65 frames at 8 fps: four 17-frame clips overlapping by one frame.
+    seconds: float = 8.125
+    min_objects: int = 2
+    max_objects: int = 7
+    moving_fraction: float = 0.6
+    variety: str = "extended"
+    force: bool = False
+
+
+@dataclass
+class PretrainVaeConfig:
+    """The VAE part of ``longvie pretrain``: frames, then short clips, then full clips."""
+
+    phases: list[PhaseConfig] = field(
+        default_factory=lambda: [
+            PhaseConfig(frames=1, steps=2500, batch_size=8),
+            PhaseConfig(frames=5, steps=800, batch_size=4),
+            PhaseConfig(frames=17, steps=1200, batch_size=2),
+        ]
+    )
+    learning_rate: float = 1e-3
+    # Cosine decay to this fraction of the rate over all steps (after a short warm-up).
+    final_lr_fraction: float = 0.05
+    warmup_steps: int = 100
+    kl_weight: float = 1e-6
+
+
+@dataclass
+class PretrainDitConfig:
+    """The DiT + caption-encoder part of ``longvie pretrain`` (Loong's short-to-long phases)."""
+
+    phases: list[PhaseConfig] = field(
+        default_factory=lambda: [
+            PhaseConfig(frames=1, steps=600, batch_size=16),
+            PhaseConfig(frames=5, steps=600, batch_size=8),
+            PhaseConfig(frames=17, steps=3600, batch_size=8),
+        ]
+    )
+    learning_rate: float = 5e-4
+    final_lr_fraction: float = 0.05
+    warmup_steps: int = 200
+    early_frame_lambda: float = 1.0
+    shift: float = 3.0
+    caption_dropout: float = 0.1
+
+
+@dataclass
+class PretrainConfig:
+    """``longvie pretrain``: the tiny base (VAE, then DiT + caption encoder) trained once on a
+    corpus of its own and written as a diffusers-format folder (what ``model.pretrained`` of
+    ``tiny`` loads, as ``wan14b`` loads Wan2.1-I2V-14B)."""
+
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    vae: PretrainVaeConfig = field(default_factory=PretrainVaeConfig)
+    dit: PretrainDitConfig = field(default_factory=PretrainDitConfig)
+    # Where the finished folder is written (the shipped tiny base: weights/tiny-base).
+    output: str = "${paths.root}/weights/tiny-base"
+    # Held-out evaluation on the pipeline's benchmark scenes (rendered in memory by synth):
+    # this many 17-frame clips per benchmark video, spread over the video.
+    heldout_videos: int = 4
+    heldout_clips_per_video: int = 4
+    # Generated held-out samples (sharpness ratio, the picture): sampler steps and guidance.
+    sample_steps: int = 30
+    sample_guidance: float = 3.0
+    sample_shift: float = 3.0
+    seed: int = 0
+
+
+@dataclass
 class TrainingConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     vae: VaeTrainingConfig = field(default_factory=VaeTrainingConfig)
@@ -587,3 +666,4 @@ class LongvieConfig:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 CAMERA_MOTIONS = ("orbit", "dolly", "pan", "mixed")
+# Only the pretraining corpus (extended variety) uses these.
+EXTRA_CAMERA_MOTIONS = ("crane",)
 MIN_RADIUS = 6.2
 MAX_RADIUS = 11.5
 MIN_HEIGHT = 1.2
@@ -147,6 +149,8 @@ class CameraPath:
             return "the camera dollies in and out"
         if self.motion == "pan":
             return "the camera pans left and right"
+        if self.motion == "crane":
+            return "the camera cranes up and down"
         return "the camera drifts smoothly around the scene"
 
 
@@ -161,8 +165,9 @@ def _base_inside(
 
 def sample_camera_path(rng: np.random.Generator, motion: str) -> CameraPath:
     """Random parameters for one of ``CAMERA_MOTIONS``; amplitudes keep it in the allowed shell."""
-    if motion not in CAMERA_MOTIONS:
-        raise ValueError(f"unknown camera motion {motion!r}; expected one of {CAMERA_MOTIONS}")
+    if motion not in CAMERA_MOTIONS + EXTRA_CAMERA_MOTIONS:
+        raise ValueError(f"unknown camera motion {motion!r}; expected one of "
+                         f"{CAMERA_MOTIONS + EXTRA_CAMERA_MOTIONS}")
     none: tuple[Sinusoid, ...] = ()
     fov = float(rng.uniform(45.0, 60.0))
     azimuth0 = float(rng.uniform(0.0, 2.0 * np.pi))
@@ -185,6 +190,9 @@ def sample_camera_path(rng: np.random.Generator, motion: str) -> CameraPath:
         azimuth_waves = (_wave(rng, (0.03, 0.1), (10.0, 18.0)),)
     elif motion == "pan":
         pan_waves = (_wave(rng, (np.radians(15.0), np.radians(28.0)), (6.0, 12.0)),)
+    elif motion == "crane":
+        azimuth_rate = float(rng.choice([-1.0, 1.0]) * np.radians(rng.uniform(3.0, 8.0)))
+        height_waves = (_wave(rng, (1.0, 1.6), (6.0, 12.0)),)
     else:
         azimuth_waves = (
             _wave(rng, (np.radians(15.0), np.radians(35.0)), (12.0, 24.0)),

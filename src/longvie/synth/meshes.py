@@ -94,6 +94,10 @@ def _primitive(obj: ObjectSpec) -> trimesh.Trimesh:
         mesh = trimesh.creation.cylinder(radius=r, height=h, sections=24)
     elif obj.shape == "cone":
         mesh = trimesh.creation.cone(radius=r, height=h, sections=24)
+    elif obj.shape == "pyramid":
+        mesh = trimesh.creation.cone(radius=r, height=h, sections=4)
+    elif obj.shape == "prism":
+        mesh = trimesh.creation.cylinder(radius=r, height=h, sections=6)
     elif obj.shape == "capsule":
         mesh = trimesh.creation.capsule(height=max(h - 2 * r, 1e-3), radius=r, count=[12, 12])
     elif obj.shape == "torus":

@@ -91,6 +91,7 @@ class _FrameRenderer:
         # Angle one sample subtends: footprint of a sample at distance d is ~ d * this.
         self.sample_angle = 1.0 / (K[0, 0] * supersample)
         self.light = np.array(scene.light_direction)
+        self.scene = scene
 
     @staticmethod
     def _world_rays(
@@ -125,7 +126,7 @@ class _FrameRenderer:
             start = points[lit] + normal[lit] * _SHADOW_OFFSET
             blocker = frame.cast(start, np.broadcast_to(self.light, start.shape).copy()).mesh
             shadowed[lit] = (blocker >= 0) & (blocker != BACKDROP_ID)
-        return lambert(rgb, cosine, shadowed)
+        return lambert(rgb, cosine, shadowed, self.scene)
 
     def frame(
         self, frame: FrameScene, cam_to_world: np.ndarray

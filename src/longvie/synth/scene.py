@@ -12,11 +12,22 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from longvie.synth.camera import CAMERA_MOTIONS, CameraPath, sample_camera_path
+from longvie.synth.camera import (
+    CAMERA_MOTIONS,
+    EXTRA_CAMERA_MOTIONS,
+    CameraPath,
+    sample_camera_path,
+)
 
 SHAPES = ("sphere", "box", "cylinder", "cone", "capsule", "torus")
 PATTERNS = ("striped", "checkered", "speckled")
 OBJECT_MOTIONS = ("sliding", "circling", "spinning")
+# The pretraining corpus (``variety="extended"``) draws from these on top of the standard sets;
+# the pipeline's train and benchmark scenes never do, so their renders stay byte-identical.
+EXTRA_SHAPES = ("pyramid", "prism")
+EXTRA_PATTERNS = ("plain", "ringed")
+EXTRA_MOTIONS = ("hopping",)
+VARIETIES = ("standard", "extended")
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.16, 0.13),
     "green": (0.2, 0.7, 0.25),
@@ -28,16 +39,32 @@ COLOURS: dict[str, tuple[float, float, float]] = {
     "pink": (0.95, 0.48, 0.68),
     "white": (0.9, 0.9, 0.88),
 }
+EXTRA_COLOURS: dict[str, tuple[float, float, float]] = {
+    "brown": (0.5, 0.32, 0.18),
+    "grey": (0.5, 0.5, 0.52),
+    "black": (0.12, 0.12, 0.13),
+    "lime": (0.6, 0.88, 0.2),
+    "navy": (0.12, 0.16, 0.45),
+    "magenta": (0.85, 0.2, 0.7),
+    "teal": (0.1, 0.5, 0.5),
+    "gold": (0.85, 0.65, 0.2),
+}
+ALL_COLOURS = {**COLOURS, **EXTRA_COLOURS}
+# Lighting of the standard scenes; extended scenes draw their own.
+AMBIENT = 0.38
+DIFFUSE = 0.75
 GROUND_ID = 0
 BACKDROP_ID = 1
 FIRST_OBJECT_ID = 2
 # Objects (with their whole motion) stay inside this disc; the camera keeps outside MIN_RADIUS.
 STAGE_RADIUS = 4.6
-_SPLIT_CODES = {"train": 0, "benchmark": 1}
+# The pretraining corpus has a code of its own: its seeds never coincide with the pipeline's.
+_SPLIT_CODES = {"train": 0, "benchmark": 1, "pretrain": 2}
 _MOTION_WORDS = {
     "sliding": "sliding back and forth",
     "circling": "moving in a circle",
     "spinning": "spinning",
+    "hopping": "hopping",
 }
 
 
@@ -88,6 +115,8 @@ class ObjectSpec:
             yaw = yaw + self.turn * angle
         elif self.motion == "spinning":
             yaw = yaw + self.turn * angle
+        z = (self.amplitude * np.abs(np.sin(angle)) if self.motion == "hopping"
+             else np.zeros_like(t))
         pose = np.zeros((len(t), 4, 4))
         pose[:, 0, 0] = np.cos(yaw)
         pose[:, 0, 1] = -np.sin(yaw)
@@ -96,6 +125,7 @@ class ObjectSpec:
         pose[:, 2, 2] = 1.0
         pose[:, 0, 3] = x
         pose[:, 1, 3] = y
+        pose[:, 2, 3] = z
         pose[:, 3, 3] = 1.0
         return pose
 
@@ -118,6 +148,9 @@ class SceneSpec:
     backdrop_stripes: int
     light_direction: tuple[float, float, float]  # unit vector towards the light
     texture_seed: int
+    ambient: float = AMBIENT
+    diffuse: float = DIFFUSE
+    light_colour: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     @property
     def num_meshes(self) -> int:
@@ -154,10 +187,33 @@ def _colour_pair(
     return tuple(float(v) for v in base), tuple(float(v) for v in other)
 
 
-def _sample_object(rng: np.random.Generator, colour: str, moving: bool) -> ObjectSpec:
-    shape = str(rng.choice(SHAPES))
+@dataclass(frozen=True)
+class Choices:
+    """What a scene sampler may draw (the standard sets, or those plus the extra ones)."""
+
+    shapes: tuple[str, ...]
+    patterns: tuple[str, ...]
+    motions: tuple[str, ...]
+    colours: tuple[str, ...]
+    cameras: tuple[str, ...]
+
+
+def choices(variety: str) -> Choices:
+    if variety == "standard":
+        return Choices(SHAPES, PATTERNS, OBJECT_MOTIONS, tuple(COLOURS), CAMERA_MOTIONS)
+    if variety == "extended":
+        return Choices(SHAPES + EXTRA_SHAPES, PATTERNS + EXTRA_PATTERNS,
+                       OBJECT_MOTIONS + EXTRA_MOTIONS, tuple(ALL_COLOURS),
+                       CAMERA_MOTIONS + EXTRA_CAMERA_MOTIONS)
+    raise ValueError(f"unknown scene variety {variety!r}; expected one of {VARIETIES}")
+
+
+def _sample_object(rng: np.random.Generator, colour: str, moving: bool,
+                   options: Choices | None = None) -> ObjectSpec:
+    options = options or choices("standard")
+    shape = str(rng.choice(options.shapes))
     size = float(rng.uniform(0.5, 1.0))
-    upright = shape in ("box", "cylinder", "cone", "capsule")
+    upright = shape in ("box", "cylinder", "cone", "capsule", "pyramid", "prism")
     height = float(rng.uniform(0.6, 1.5)) if upright else 2 * size
     stand_up = shape == "torus" and bool(rng.random() < 0.5)
     if shape == "torus":
@@ -165,17 +221,18 @@ def _sample_object(rng: np.random.Generator, colour: str, moving: bool) -> Objec
     elif shape == "capsule":
         size = min(size, 0.5 * height)
     axis = rng.normal(size=3)
-    motion = str(rng.choice(OBJECT_MOTIONS)) if moving else "static"
-    amplitude = {"sliding": rng.uniform(0.6, 1.2), "circling": rng.uniform(0.5, 0.9)}.get(
-        motion, 0.0
-    )
+    motion = str(rng.choice(options.motions)) if moving else "static"
+    amplitudes = {"sliding": rng.uniform(0.6, 1.2), "circling": rng.uniform(0.5, 0.9)}
+    if "hopping" in options.motions:  # only extended scenes draw it: standard draws unchanged
+        amplitudes["hopping"] = rng.uniform(0.3, 0.9)
+    amplitude = amplitudes.get(motion, 0.0)
     period = {"sliding": rng.uniform(4.0, 9.0), "circling": rng.uniform(5.0, 11.0)}.get(
         motion, rng.uniform(4.0, 8.0)
     )
     return ObjectSpec(
         shape=shape,
         colour=colour,
-        pattern=str(rng.choice(PATTERNS)),
+        pattern=str(rng.choice(options.patterns)),
         size=size,
         height=height,
         stand_up=stand_up,
@@ -228,9 +285,15 @@ def _shrunk(obj: ObjectSpec) -> ObjectSpec:
 
 
 def sample_scene(
-    seed: int, min_objects: int, max_objects: int, moving_fraction: float
+    seed: int, min_objects: int, max_objects: int, moving_fraction: float,
+    variety: str = "standard",
 ) -> SceneSpec:
-    """Draw a whole scene from ``seed``; at least one object moves when ``moving_fraction`` > 0."""
+    """Draw a whole scene from ``seed``; at least one object moves when ``moving_fraction`` > 0.
+
+    ``extended`` (the pretraining corpus) adds shapes, patterns, colours, a hopping motion, a
+    crane camera and random light strength and colour to the standard draws.
+    """
+    options = choices(variety)
     rng = np.random.default_rng(seed)
     count = int(rng.integers(min_objects, max_objects + 1))
     moving_count = int(round(moving_fraction * count))
@@ -238,12 +301,13 @@ def sample_scene(
         moving_count = max(1, moving_count)
     moving = np.zeros(count, dtype=bool)
     moving[rng.permutation(count)[:moving_count]] = True
-    names = list(COLOURS)
+    names = list(options.colours)
     colours = [names[i] for i in rng.permutation(len(names))[:count]] if count <= len(names) else [
         str(rng.choice(names)) for _ in range(count)
     ]
-    objects = _place(rng, [_sample_object(rng, colours[k], bool(moving[k])) for k in range(count)])
-    camera = sample_camera_path(rng, str(rng.choice(CAMERA_MOTIONS)))
+    objects = _place(rng, [_sample_object(rng, colours[k], bool(moving[k]), options)
+                           for k in range(count)])
+    camera = sample_camera_path(rng, str(rng.choice(options.cameras)))
     elevation = rng.uniform(np.radians(35), np.radians(65))
     azimuth = rng.uniform(0, 2 * np.pi)
     light = (
@@ -251,6 +315,11 @@ def sample_scene(
         float(np.cos(elevation) * np.sin(azimuth)),
         float(np.sin(elevation)),
     )
+    lighting = {}
+    if variety == "extended":
+        tint = rng.uniform(-0.12, 0.12)
+        lighting = {"ambient": float(rng.uniform(0.2, 0.5)), "diffuse": float(rng.uniform(0.5, 1.0)),
+                    "light_colour": (float(1 + tint), 1.0, float(1 - tint))}
     return SceneSpec(
         seed=seed,
         objects=tuple(objects),
@@ -261,4 +330,5 @@ def sample_scene(
         backdrop_stripes=int(rng.integers(16, 40)),
         light_direction=light,
         texture_seed=int(rng.integers(0, 2**31)),
+        **lighting,
     )

@@ -12,10 +12,8 @@ import numpy as np
 
 from longvie.synth import textures
 from longvie.synth.meshes import BACKDROP_HEIGHT, BACKDROP_RADIUS
-from longvie.synth.scene import COLOURS, SceneSpec
+from longvie.synth.scene import ALL_COLOURS, SceneSpec
 
-AMBIENT = 0.38
-DIFFUSE = 0.75
 _WHITE = np.array([0.95, 0.95, 0.9])
 
 
@@ -52,7 +50,7 @@ def scene_materials(scene: SceneSpec) -> list[Material]:
         ),
     ]
     for obj in scene.objects:
-        colour = np.array(COLOURS[obj.colour])
+        colour = np.array(ALL_COLOURS[obj.colour])
         if obj.pattern == "striped":
             bright = colour.mean() > 0.7
             second = colour * 0.25 if bright else 0.25 * colour + 0.75 * _WHITE
@@ -98,6 +96,10 @@ def albedo(material: Material, points: np.ndarray, footprint: np.ndarray) -> np.
         weight = textures.stripes(points, material.axis, 2.0 * scale, footprint)
     elif kind == "checkered":
         weight = textures.checker(points, scale, footprint)
+    elif kind == "plain":
+        weight = np.ones(len(points))
+    elif kind == "ringed":
+        weight = textures.rings(points, 2.0 * scale, footprint)
     elif kind == "speckled":
         noise = textures.fractal_noise(points, 1.0 / scale, material.seed, footprint)
         weight = np.clip((noise - 0.5) * 3.0 + 0.5, 0.0, 1.0)
@@ -106,7 +108,11 @@ def albedo(material: Material, points: np.ndarray, footprint: np.ndarray) -> np.
     return _mix(material.second, material.colour, weight) * (0.85 + 0.3 * grain)[:, None]
 
 
-def lambert(albedo_rgb: np.ndarray, cosine: np.ndarray, shadowed: np.ndarray) -> np.ndarray:
-    """Ambient plus directional light; ``cosine`` = n . l with n facing the camera."""
-    direct = DIFFUSE * np.clip(cosine, 0.0, None) * (~shadowed)
-    return np.clip(albedo_rgb * (AMBIENT + direct)[:, None], 0.0, 1.0)
+def lambert(albedo_rgb: np.ndarray, cosine: np.ndarray, shadowed: np.ndarray,
+            scene: SceneSpec) -> np.ndarray:
+    """Ambient plus directional light of ``scene``; ``cosine`` = n . l with n facing the camera."""
+    direct = scene.diffuse * np.clip(cosine, 0.0, None) * (~shadowed)
+    light = albedo_rgb * (scene.ambient + direct)[:, None]
+    if scene.light_colour != (1.0, 1.0, 1.0):
+        light = light * np.array(scene.light_colour)
+    return np.clip(light, 0.0, 1.0)

@@ -87,3 +87,9 @@ def stripes(
     """Parallel bands across the unit ``axis``, ``period`` long."""
     wave = np.sin(2.0 * np.pi * (points @ axis) / period)
     return _soft_square(wave, period, footprint)
+
+
+def rings(points: np.ndarray, period: float, footprint: np.ndarray) -> np.ndarray:
+    """Concentric bands around the local vertical axis, ``period`` apart."""
+    wave = np.sin(2.0 * np.pi * np.hypot(points[:, 0], points[:, 1]) / period)
+    return _soft_square(wave, period, footprint)

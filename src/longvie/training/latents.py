@@ -39,9 +39,17 @@ def vae_fingerprint(vae_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def encode_clips(config: LongvieConfig, vae_dir: Path, progress: bool = True,
+def vae_folder(source: str | Path) -> Path:
+    """The VAE folder of a model folder (``<source>/vae``) or ``source`` itself."""
+    source = Path(source)
+    return source / "vae" if (source / "vae" / "config.json").is_file() else source
+
+
+def encode_clips(config: LongvieConfig, vae_dir: str | Path, progress: bool = True,
                  batch_size: int = 8) -> dict:
-    """Encode every clip with controls (all splits); skip files made by the same VAE."""
+    """Encode every clip with controls (all splits); skip files made by the same VAE.
+
+    ``vae_dir``: a VAE folder, or a base folder holding ``vae/`` (a pretrained base)."""
     from diffusers import AutoencoderKLWan
     from safetensors.torch import save_file
     from tqdm import tqdm
@@ -49,6 +57,7 @@ def encode_clips(config: LongvieConfig, vae_dir: Path, progress: bool = True,
     from longvie.model.backbone import LatentCodec
 
     started = time.perf_counter()
+    vae_dir = vae_folder(vae_dir)
     if not (vae_dir / "config.json").is_file():
         raise LongvieError(f"{vae_dir}: no trained VAE (run `longvie train stage=base`)")
     stamp = vae_fingerprint(vae_dir)

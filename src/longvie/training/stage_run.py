@@ -26,6 +26,9 @@ def model_dir(config: LongvieConfig, step_name: str) -> Path:
 def start_source(config: LongvieConfig, spec: StageSpec) -> str:
     """The folder (or hub id) this stage starts from."""
     if spec.previous == "base" and config.model.pretrained:
+        from longvie.model.pretrained import check_pretrained
+
+        check_pretrained(config.model.pretrained, config.model)
         return config.model.pretrained
     folder = model_dir(config, spec.previous)
     if not folder.is_dir():

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import time
+
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
 from longvie.config import LongvieConfig
@@ -46,20 +48,23 @@ def without_steps(value):
     return value
 
 
-def claim_checkpoints(config: LongvieConfig, step_name: str, settings: dict) -> bool:
+def claim_checkpoints(config: LongvieConfig, step_name: str, settings: dict,
+                      code: str | None = None) -> bool:
     """Keep ``step_name``'s checkpoints only if they were made with ``settings`` (step counts
     aside) by the same model and training code; otherwise delete them so the step starts afresh.
     Returns True when they were kept.
 
     Without this a changed learning rate or start model (``dvc repro`` after an edit) would
-    silently continue the old run.
+    silently continue the old run. ``code`` replaces the stamp of the whole model and training
+    code (``longvie pretrain`` stamps only the files each of its parts runs, so that a run of
+    hours survives edits elsewhere).
     """
     import json
     import shutil
 
     folder = checkpoint_dir(config, step_name).parent
     record = folder / SETTINGS_FILE
-    wanted = json.dumps({**without_steps(settings), "code": code_stamp()}, sort_keys=True,
+    wanted = json.dumps({**without_steps(settings), "code": code or code_stamp()}, sort_keys=True,
                         default=str)
     kept = record.is_file() and record.read_text() == wanted
     if not kept:
@@ -99,6 +104,19 @@ def code_stamp() -> str:
         for path in sorted((package / folder).glob("*.py")):
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def modules_stamp(*modules: str) -> str:
+    """md5 of the source files of the named modules (``longvie.training.vae``, ...)."""
+    import hashlib
+    import importlib.util
+
+    digest = hashlib.md5()
+    for name in modules:
+        path = Path(importlib.util.find_spec(name).origin)
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -219,6 +237,43 @@ def fit_resumable(trainer: L.Trainer, module: L.LightningModule, datamodule,
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     trainer.save_checkpoint(checkpoint_dir(config, step_name) / LAST, weights_only=False)
     return trainer.global_step
+
+
+TRAIN_SECONDS_KEY = "longvie_train_seconds"
+
+
+class TrainingClock(Callback):
+    """Training wall time summed over every run of a step, kept in its checkpoints, so a run
+    resumed across kills and sessions still reports what it cost in all."""
+
+    def __init__(self) -> None:
+        self.before, self.started = 0.0, None
+
+    @property
+    def seconds(self) -> float:
+        running = time.perf_counter() - self.started if self.started is not None else 0.0
+        return self.before + running
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started = time.perf_counter()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self.before = float(checkpoint.get(TRAIN_SECONDS_KEY, 0.0))
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[TRAIN_SECONDS_KEY] = self.seconds
+
+
+def recorded_train_seconds(config: LongvieConfig, step_name: str) -> float | None:
+    """The summed training seconds in ``step_name``'s last checkpoint (None if unrecorded)."""
+    import torch
+
+    resume = resume_path(config, step_name)
+    if resume is None:
+        return None
+    state = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)
+    value = state.get(TRAIN_SECONDS_KEY)
+    return None if value is None else float(value)
 
 
 class StepDataModule(L.LightningDataModule):

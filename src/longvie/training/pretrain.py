@@ -1,0 +1,169 @@
+"""``longvie pretrain``: the tiny base, pretrained once and shipped like Wan's weights.
+
+LongVie fine-tunes a pretrained Wan2.1-I2V-14B and never trains its base. The CPU profiles get the
+same shape: this command renders a corpus of its own (``paths.pretrain``, tracked by
+``pretrain.dvc``), trains the VAE on it, then the I2V DiT with its caption encoder, each a
+resumable Lightning run and an MLflow run, and writes a diffusers-format folder
+(``pretrain.output``; tiny: ``weights/tiny-base``)::
+
+    transformer/   config.json + diffusion_pytorch_model.safetensors (WanTransformer3DModel)
+    vae/           config.json + diffusion_pytorch_model.safetensors (AutoencoderKLWan)
+    text_encoder/  config.json + model.safetensors + vocab.json (the caption encoder)
+    longvie.json   how it was made: command, corpus version, steps, seconds, held-out figures
+
+that ``model.pretrained`` loads through ``from_pretrained`` exactly as ``wan14b`` loads
+``Wan-AI/Wan2.1-I2V-14B-480P-Diffusers``. Killed at any point, the same command continues.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from longvie.atomic import replace_directory
+from longvie.config import LongvieConfig
+
+CORPUS_DVC_FILE = "pretrain.dvc"
+META = "longvie.json"
+
+
+def render_and_record_corpus(config: LongvieConfig, progress: bool = True) -> dict:
+    """Render (or reuse) the corpus and record it in ``pretrain.dvc`` when the root is a DVC
+    project; the report carries the corpus version (its DVC md5, else the manifest's)."""
+    from longvie.data_version import record_data
+    from longvie.synth.corpus import corpus_folder, render_corpus
+
+    report = render_corpus(config.synth, config.pretrain.corpus, config.paths.pretrain, progress)
+    root = Path(config.paths.root)
+    version = None
+    pretrain_dir = Path(config.paths.pretrain).resolve()
+    if pretrain_dir == (root / "data" / "pretrain").resolve():
+        version = record_data(root, CORPUS_DVC_FILE)
+    manifest = json.loads((corpus_folder(config.paths.pretrain) / "manifest.json").read_text())
+    report["version"] = version or f"manifest:{manifest['fingerprint'][:16]}"
+    report["fingerprint"] = manifest["fingerprint"]
+    return report
+
+
+def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
+             tags: dict[str, str] | None = None, command: str | None = None) -> dict:
+    """Corpus, VAE, DiT, the shipped folder and ``reports/pretrain.json``."""
+    from longvie.synth.corpus import corpus_folder
+    from longvie.training.corpus_clips import heldout_clips
+    from longvie.training.pretrain_vae import pretrain_vae
+
+    started = time.perf_counter()
+    corpus = render_and_record_corpus(config, progress)
+    heldout = heldout_clips(config)
+    folder = corpus_folder(config.paths.pretrain)
+    vae = pretrain_vae(config, folder, corpus["fingerprint"], heldout, progress, log_mlflow, tags)
+    from longvie.training.pretrain_dit import pretrain_dit
+
+    dit = pretrain_dit(config, folder, corpus["fingerprint"], heldout, Path(vae["model"]),
+                       progress, log_mlflow, tags)
+    samples = dit.pop("_samples")
+    pictures = write_pictures(config, heldout, Path(vae["model"]), samples)
+    out_dir = Path(config.pretrain.output)
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_vae(config, Path(vae["model"]), staging / "vae")
+    for part in ("transformer", "text_encoder"):
+        shutil.copytree(Path(dit["model"]) / part, staging / part)
+    report = {
+        "command": command or "longvie pretrain " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "profile": config.profile_name,
+        "corpus": {k: corpus[k] for k in ("version", "videos", "frames", "out_dir")},
+        "vae": vae,
+        "dit": dit,
+        "seconds_this_run": round(time.perf_counter() - started, 2),
+        "seconds_training": round(vae["train_seconds"] + dit["train_seconds"], 2),
+        "output": str(out_dir),
+        "pictures": {name: str(path) for name, path in pictures.items()},
+    }
+    (staging / META).write_text(json.dumps({"stage": "base", "pretrain": _meta(report)},
+                                           indent=2) + "\n")
+    replace_directory(staging, out_dir)
+    from longvie.atomic import write_json_atomically
+
+    report_path = Path(config.paths.reports) / "pretrain.json"
+    write_json_atomically(report_path, report)
+    if log_mlflow:
+        log_artifacts(config, [vae["mlflow_run_id"], dit["mlflow_run_id"]],
+                      [report_path, *pictures.values()])
+    return report
+
+
+def save_vae(config: LongvieConfig, source: Path, target: Path) -> None:
+    """The VAE with its true spatial factor in its config (diffusers' default says 8: pipelines
+    size latents by it)."""
+    from diffusers import AutoencoderKLWan
+
+    vae = AutoencoderKLWan.from_pretrained(source)
+    settings = config.model.vae
+    spatial = (settings.patch_size or 1) * 2 ** (len(settings.dim_mult) - 1)
+    vae.register_to_config(scale_factor_spatial=spatial)
+    vae.save_pretrained(target)
+
+
+def write_pictures(config: LongvieConfig, heldout: list[dict], vae_dir: Path,
+                   generated: list) -> dict[str, Path]:
+    """reference | VAE reconstruction | generated for one held-out clip per benchmark video: a
+    PNG of every other frame and an animated GIF."""
+    import numpy as np
+    from diffusers import AutoencoderKLWan
+
+    from longvie.generation.long_video import to_frames
+    from longvie.plots import write_frame_strip, write_gif
+    from longvie.training.pretrain_vae import reconstruct
+
+    per_video = max(1, config.pretrain.heldout_clips_per_video)
+    picks = list(range(0, len(heldout), per_video))
+    vae = AutoencoderKLWan.from_pretrained(vae_dir).eval()
+    references = [to_frames(heldout[i]["video"].unsqueeze(0)) for i in picks]
+    reconstructed = reconstruct(vae, [heldout[i]["video"] for i in picks])
+    samples = [generated[i] for i in picks]
+    labels, videos = [], []
+    for number, (ref, rec, gen) in enumerate(zip(references, reconstructed, samples,
+                                                 strict=True)):
+        labels += [f"reference {number}", f"VAE {number}", f"generated {number}"]
+        videos += [ref, rec, gen]
+    reports = Path(config.paths.reports)
+    strip = write_frame_strip(reports / "pretrain_samples.png", labels, videos, every=2,
+                              columns=9)
+    frames = [np.concatenate([np.concatenate([ref[t], rec[t], gen[t]], axis=1)
+                              for ref, rec, gen in zip(references, reconstructed, samples,
+                                                       strict=True)], axis=0)
+              for t in range(len(references[0]))]
+    gif = write_gif(reports / "pretrain_sample.gif", frames, config.video.fps)
+    return {"strip": strip, "gif": gif}
+
+
+def log_artifacts(config: LongvieConfig, run_ids: list[str | None], paths: list[Path]) -> None:
+    """The report and pictures on every part's MLflow run (each run then tells the whole story)."""
+    from mlflow import MlflowClient
+
+    from longvie.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(config))
+    for run_id in filter(None, run_ids):
+        for path in paths:
+            client.log_artifact(run_id, str(path), artifact_path="pretrain")
+
+
+def _meta(report: dict) -> dict:
+    """What the shipped folder records about itself (no machine paths)."""
+    return {
+        "command": report["command"],
+        "profile": report["profile"],
+        "corpus_version": report["corpus"]["version"],
+        "corpus_videos": report["corpus"]["videos"],
+        "vae_steps": report["vae"]["steps"],
+        "dit_steps": report["dit"]["steps"],
+        "train_seconds": report["seconds_training"],
+        "heldout": {"vae": report["vae"]["heldout"], "dit": report["dit"]["heldout"]},
+    }

@@ -1,0 +1,270 @@
+"""Part 2 of ``longvie pretrain``: the tiny I2V DiT and its caption encoder on the corpus.
+
+The corpus clips are encoded once by the pretrained VAE (a cache keyed by the VAE's weights),
+then the DiT learns by flow matching with the base's short-to-long phases (single frames as
+text-to-image, short clips, full clips; Loong's early-frame weights) and a warm-up + cosine
+learning rate. It is judged on held-out clips of the benchmark scenes: the flow-matching loss,
+and clips generated from their true first frame and caption with the pipeline's sampler, scored
+against the reference (sharpness ratio, PSNR, SSIM) over two noise seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from longvie.atomic import replace_directory
+from longvie.config import LongvieConfig
+from longvie.training.base import BaseModule, heldout_loss
+from longvie.training.sampling import Phase, phases_from, total_steps
+from longvie.training.schedule import optimizer_config
+
+STEP_NAME = "pretrain_dit"
+CODE = ("longvie.training.pretrain_dit", "longvie.training.base", "longvie.training.flow",
+        "longvie.model.losses", "longvie.model.backbone", "longvie.model.text",
+        "longvie.training.schedule", "longvie.training.corpus_clips")
+LATENT_CACHE = "latents.safetensors"
+SAMPLE_SEEDS = (0, 1)
+
+
+class PretrainDitModule(BaseModule):
+    """:class:`BaseModule` with the pretraining schedule."""
+
+    def __init__(self, transformer, text_encoder, phases: list[Phase], learning_rate: float,
+                 early_frame_lambda: float, shift: float, caption_dropout: float, seed: int,
+                 warmup_steps: int, final_lr_fraction: float) -> None:
+        super().__init__(transformer, text_encoder, phases, learning_rate, early_frame_lambda,
+                         shift, caption_dropout, seed)
+        self.warmup_steps, self.final_lr_fraction = warmup_steps, final_lr_fraction
+
+    def configure_optimizers(self):
+        return optimizer_config(self.parameters(), self.learning_rate, 0.01,
+                                total_steps(self.phases), self.warmup_steps,
+                                self.final_lr_fraction)
+
+
+class LatentClips(Dataset):
+    """Normalised clip latents (N, 16, F, h, w) with their captions."""
+
+    def __init__(self, latents: torch.Tensor, captions: list[str]) -> None:
+        self.latents, self.captions = latents, captions
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"index": index, "caption": self.captions[index], "video": self.latents[index]}
+
+
+@torch.no_grad()
+def encode_videos(codec, videos, progress: bool, batch_size: int = 8) -> torch.Tensor:
+    from tqdm import tqdm
+
+    out = []
+    bar = tqdm(total=len(videos), desc="encode latents", unit="clip", disable=not progress)
+    for start in range(0, len(videos), batch_size):
+        batch = torch.stack([videos[i] for i in range(start, min(start + batch_size,
+                                                                 len(videos)))])
+        out.append(codec.encode(batch))
+        bar.update(len(batch))
+    bar.close()
+    return torch.cat(out)
+
+
+def corpus_latents(config: LongvieConfig, vae_dir: Path, corpus_stamp: str,
+                   progress: bool) -> LatentClips:
+    """Latents of every corpus clip, from the cache when it was made from the same corpus by the
+    same VAE (decoding 500 videos alone takes minutes here)."""
+    import json
+
+    from diffusers import AutoencoderKLWan
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from longvie.model.backbone import LatentCodec
+    from longvie.synth.corpus import corpus_folder
+    from longvie.training.corpus_clips import CorpusClips
+    from longvie.training.latents import vae_fingerprint
+
+    video = config.video
+    stamp = f"{vae_fingerprint(vae_dir)}:{corpus_stamp}:{video.clip_frames}"
+    cache = Path(config.paths.models) / STEP_NAME / LATENT_CACHE
+    if cache.is_file():
+        with safe_open(cache, "pt") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("stamp") == stamp:
+                return LatentClips(handle.get_tensor("latents"),
+                                   json.loads(metadata["captions"]))
+    clips = CorpusClips(corpus_folder(config.paths.pretrain), video.clip_frames, video.width,
+                        video.height)
+    codec = LatentCodec(AutoencoderKLWan.from_pretrained(vae_dir).eval())
+    latents = encode_videos(codec, [clips[i]["video"] for i in range(len(clips))], progress)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(f".{cache.name}.partial")
+    save_file({"latents": latents.contiguous()}, partial,
+              metadata={"stamp": stamp, "captions": json.dumps(clips.captions)})
+    partial.replace(cache)
+    return LatentClips(latents, clips.captions)
+
+
+@torch.no_grad()
+def generate_heldout(transformer, text_encoder, vae, heldout: list[dict], config: LongvieConfig,
+                     seed: int) -> list[np.ndarray]:
+    """Each held-out clip generated from its true first frame and caption (uint8 frames)."""
+    from longvie.generation.long_video import to_frames
+    from longvie.generation.sampler import ClipInputs, sample_clip
+    from longvie.model.backbone import LatentCodec, latent_frames
+    from longvie.model.controller import LongVieTransformer
+
+    settings = config.pretrain
+    codec = LatentCodec(vae.eval())
+    model = LongVieTransformer(transformer, None).eval()
+    null_text = text_encoder.encode([""])
+    clip_frames = config.video.clip_frames
+    out = []
+    for item in heldout:
+        first = item["video"][:, 0].unsqueeze(0)
+        condition = codec.condition(first, clip_frames, config.model.condition_encoding)
+        inputs = ClipInputs(condition, text_encoder.encode([item["caption"]]), null_text)
+        shape = (1, condition.shape[1], latent_frames(clip_frames), *condition.shape[3:])
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+        clean = sample_clip(model, inputs, noise, settings.sample_steps, settings.sample_shift,
+                            settings.sample_guidance)
+        out.append(to_frames(codec.decode(clean)))
+    return out
+
+
+def clip_figures(generated: list[np.ndarray], references: list[np.ndarray]) -> dict:
+    """Mean sharpness ratio, PSNR and SSIM of generated clips against their references."""
+    from longvie.benchmark import metrics
+
+    sharp, psnr, ssim = [], [], []
+    for frames, reference in zip(generated, references, strict=True):
+        frame_psnr, frame_ssim = metrics.frame_quality(frames, reference)
+        psnr.append(float(np.minimum(frame_psnr, 100.0).mean()))
+        ssim.append(float(frame_ssim.mean()))
+        sharp.append(float((metrics.sharpness(frames)
+                            / np.maximum(metrics.sharpness(reference), 1e-6)).mean()))
+    return {"sharpness_ratio": float(np.mean(sharp)), "psnr_db": float(np.mean(psnr)),
+            "ssim": float(np.mean(ssim))}
+
+
+def generation_figures(transformer, text_encoder, vae, heldout: list[dict],
+                       config: LongvieConfig) -> tuple[dict, list[np.ndarray]]:
+    """Figures over :data:`SAMPLE_SEEDS` (mean, spread, per seed), and seed 0's clips; plus the
+    static baseline (the first frame held) for scale."""
+    from longvie.generation.long_video import to_frames
+
+    references = [to_frames(item["video"].unsqueeze(0)) for item in heldout]
+    per_seed, first = {}, None
+    for seed in SAMPLE_SEEDS:
+        clips = generate_heldout(transformer, text_encoder, vae, heldout, config, seed)
+        per_seed[seed] = clip_figures(clips, references)
+        first = clips if first is None else first
+    figures = {}
+    for key in ("sharpness_ratio", "psnr_db", "ssim"):
+        values = [per_seed[s][key] for s in SAMPLE_SEEDS]
+        figures[key] = round(float(np.mean(values)), 4)
+        figures[f"{key}_sd_over_seeds"] = round(float(np.std(values, ddof=1)), 4)
+        figures[f"{key}_per_seed"] = [round(v, 4) for v in values]
+    static = clip_figures([np.repeat(r[:1], len(r), axis=0) for r in references], references)
+    figures["static_first_frame"] = {k: round(v, 4) for k, v in static.items()}
+    figures["seeds"] = list(SAMPLE_SEEDS)
+    figures["sampler"] = {"steps": config.pretrain.sample_steps,
+                          "shift": config.pretrain.sample_shift,
+                          "guidance": config.pretrain.sample_guidance}
+    return figures, first
+
+
+def pretrain_dit(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
+                 heldout: list[dict], vae_dir: Path, progress: bool = True,
+                 log_mlflow: bool = True, tags: dict[str, str] | None = None) -> dict:
+    """Train (resuming) the DiT + caption encoder; returns its report (with the sample frames
+    under ``"_samples"``, for the picture)."""
+    from diffusers import AutoencoderKLWan
+
+    from longvie.model.backbone import LatentCodec, build_transformer
+    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
+    from longvie.training.latents import vae_fingerprint
+    from longvie.training.trainer import (
+        StepDataModule,
+        build_trainer,
+        claim_checkpoints,
+        fit_resumable,
+        TrainingClock,
+        mlflow_logger,
+        modules_stamp,
+        recorded_train_seconds,
+    )
+
+    started = time.perf_counter()
+    settings, model = config.pretrain.dit, dataclasses.replace(config.model, pretrained="")
+    seed = config.pretrain.seed
+    train = corpus_latents(config, vae_dir, corpus_stamp, progress)
+    vae = AutoencoderKLWan.from_pretrained(vae_dir).eval()
+    codec = LatentCodec(vae)
+    with torch.no_grad():
+        heldout_latents = LatentClips(
+            torch.cat([codec.encode(item["video"].unsqueeze(0)) for item in heldout]),
+            [item["caption"] for item in heldout])
+    L.seed_everything(seed, workers=True, verbose=False)
+    transformer = build_transformer(model)
+    vocabulary = CaptionVocabulary.build(train.captions)
+    text_encoder = CaptionTextEncoder(vocabulary, model.transformer.text_dim,
+                                      model.text.max_tokens, model.text.layers, model.text.heads)
+    phases = phases_from(settings.phases)
+    module = PretrainDitModule(transformer, text_encoder, phases, settings.learning_rate,
+                               settings.early_frame_lambda, settings.shift,
+                               settings.caption_dropout, seed, settings.warmup_steps,
+                               settings.final_lr_fraction)
+    claim_checkpoints(config, STEP_NAME, {
+        "pretrain_dit": dataclasses.asdict(settings), "model": dataclasses.asdict(model),
+        "video": dataclasses.asdict(config.video), "seed": seed, "corpus": corpus_stamp,
+        "vae": vae_fingerprint(vae_dir),
+    }, code=modules_stamp(*CODE))
+    run_tags = {"longvie.step": "pretrain", "longvie.part": "dit", **(tags or {})}
+    logger = (mlflow_logger(config, "pretrain/dit", run_tags, step_name=STEP_NAME)
+              if log_mlflow else None)
+    initial_loss = heldout_loss(transformer.eval(), text_encoder.eval(), heldout_latents,
+                                settings.shift)
+    transformer.train()
+    text_encoder.train()
+    trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress,
+                            (TrainingClock(),))
+    data = StepDataModule(config, phases, lambda: train)
+    steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    transformer.eval()
+    text_encoder.eval()
+    loss = heldout_loss(transformer, text_encoder, heldout_latents, settings.shift)
+    generated, samples = generation_figures(transformer, text_encoder, vae, heldout, config)
+    out_dir = Path(config.paths.models) / STEP_NAME / "model"
+    staging = out_dir.with_name(".model.partial")
+    transformer.save_pretrained(staging / "transformer")
+    text_encoder.save_pretrained(staging / "text_encoder")
+    replace_directory(staging, out_dir)
+    report = {
+        "steps": steps,
+        "train_seconds": recorded_train_seconds(config, STEP_NAME),
+        "seconds": round(time.perf_counter() - started, 2),
+        "corpus_clips": len(train),
+        "parameters": sum(p.numel() for p in transformer.parameters()),
+        "heldout": {"flow_matching_loss": round(loss, 5),
+                    "flow_matching_loss_at_init": round(initial_loss, 5),
+                    "clips": len(heldout), "generated": generated},
+        "model": str(out_dir),
+        "mlflow_run_id": logger.run_id if logger is not None else None,
+        "_samples": samples,
+    }
+    if logger is not None:
+        client = logger.experiment
+        client.log_metric(logger.run_id, "pretrain_dit/heldout/flow_matching_loss", loss)
+        for key in ("sharpness_ratio", "psnr_db", "ssim"):
+            client.log_metric(logger.run_id, f"pretrain_dit/heldout/generated_{key}",
+                              generated[key])
+    return report
