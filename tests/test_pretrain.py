@@ -116,7 +116,7 @@ def test_pretrain_writes_a_diffusers_folder_that_loads_through_from_pretrained(p
     assert generator.transformer.controller is None
     meta = json.loads((folder / "longvie.json").read_text())["pretrain"]
     assert meta["command"].startswith("longvie pretrain")
-    assert meta["vae_steps"] == 8 and meta["dit_steps"] == 12
+    assert meta["vae_steps"] == 8 + 2 and meta["dit_steps"] == 12  # L1, then adversarial
     # The corpus is a DVC-tracked data version of its own.
     assert meta["corpus_version"].endswith(".dir")
     assert meta["corpus_version"] == json.loads(
@@ -128,6 +128,7 @@ def test_pretrain_reports_held_out_figures_and_pictures_and_its_loss_falls(pretr
     report = json.loads((pretrained / "reports" / "pretrain.json").read_text())
     vae, dit = report["vae"]["heldout"], report["dit"]["heldout"]
     assert vae["clips"] == dit["clips"] == 2  # smoke: 1 benchmark scene x 2 clips
+    assert report["vae"]["l1_vae"]["heldout"]["clips"] == 2  # before the adversarial part
     assert 0 < vae["psnr_db"] < 100 and 0 < vae["ssim"] <= 1
     assert dit["flow_matching_loss"] < dit["flow_matching_loss_at_init"]
     generated = dit["generated"]
@@ -143,10 +144,13 @@ def test_pretrain_is_one_mlflow_run_per_part_with_the_pictures(pretrained):
 
     report = json.loads((pretrained / "reports" / "pretrain.json").read_text())
     client = mlflow.MlflowClient(f"sqlite:///{pretrained}/mlflow.db")
-    for part in ("vae", "dit"):
-        run = client.get_run(report[part]["mlflow_run_id"])
+    runs = {"vae": report["vae"]["l1_vae"]["mlflow_run_id"],
+            "vae_gan": report["vae"]["mlflow_run_id"], "dit": report["dit"]["mlflow_run_id"]}
+    for part, run_id in runs.items():
+        run = client.get_run(run_id)
         assert run.info.run_name == f"pretrain/{part}"
         assert run.data.tags["longvie.part"] == part
+        assert run.info.status == "FINISHED"
         names = {a.path for a in client.list_artifacts(run.info.run_id, "pretrain")}
         assert {"pretrain/pretrain.json", "pretrain/pretrain_samples.png"} <= names
 

@@ -208,6 +208,7 @@ def _validate_model(config: LongvieConfig, need) -> None:
     )
     schedules = {f"training.{name}": getattr(config.training, name) for name in ("vae", "base")}
     schedules |= {f"pretrain.{name}": getattr(config.pretrain, name) for name in ("vae", "dit")}
+    schedules["pretrain.vae.adversarial"] = config.pretrain.vae.adversarial
     for key, schedule in schedules.items():
         for index, phase in enumerate(schedule.phases):
             need(

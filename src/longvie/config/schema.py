@@ -428,6 +428,20 @@ class CorpusConfig:
 
 
 @dataclass
+class AdversarialConfig:
+    """The VAE decoder's adversarial fine-tuning (encoder frozen); 0 steps turns it off."""
+
+    phases: list[PhaseConfig] = field(
+        default_factory=lambda: [PhaseConfig(frames=17, steps=0, batch_size=2)]
+    )
+    # Weight of the hinge GAN loss next to L1 (single-frame probes: 0.005 kept 0.83 of the
+    # reference's sharpness at 26.7 dB, L1 alone 0.30 at 28.5 dB).
+    weight: float = 0.005
+    learning_rate: float = 1e-4
+    discriminator_width: int = 32
+
+
+@dataclass
 class PretrainVaeConfig:
     """The VAE part of ``longvie pretrain``: frames, then short clips, then full clips."""
 
@@ -443,6 +457,7 @@ class PretrainVaeConfig:
     final_lr_fraction: float = 0.05
     warmup_steps: int = 100
     kl_weight: float = 1e-6
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
+from longvie.training.sampling import phases_from, total_steps
 
 CORPUS_DVC_FILE = "pretrain.dvc"
 META = "longvie.json"
@@ -61,6 +62,15 @@ def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = Tr
     heldout = heldout_clips(config)
     folder = corpus_folder(config.paths.pretrain)
     vae = pretrain_vae(config, folder, corpus["fingerprint"], heldout, progress, log_mlflow, tags)
+    if total_steps(phases_from(config.pretrain.vae.adversarial.phases)) > 0:
+        from longvie.training.pretrain_vae_gan import pretrain_vae_gan
+
+        l1_vae = vae
+        vae = pretrain_vae_gan(config, folder, corpus["fingerprint"], Path(l1_vae["model"]),
+                               heldout, progress, log_mlflow, tags)
+        vae["l1_vae"] = l1_vae
+        vae["steps"] += l1_vae["steps"]
+        vae["train_seconds"] = (vae["train_seconds"] or 0) + (l1_vae["train_seconds"] or 0)
     from longvie.training.pretrain_dit import pretrain_dit
 
     dit = pretrain_dit(config, folder, corpus["fingerprint"], heldout, Path(vae["model"]),
@@ -81,7 +91,7 @@ def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = Tr
         "vae": vae,
         "dit": dit,
         "seconds_this_run": round(time.perf_counter() - started, 2),
-        "seconds_training": round(vae["train_seconds"] + dit["train_seconds"], 2),
+        "seconds_training": round((vae["train_seconds"] or 0) + (dit["train_seconds"] or 0), 2),
         "output": str(out_dir),
         "pictures": {name: str(path) for name, path in pictures.items()},
     }
@@ -93,7 +103,8 @@ def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = Tr
     report_path = Path(config.paths.reports) / "pretrain.json"
     write_json_atomically(report_path, report)
     if log_mlflow:
-        log_artifacts(config, [vae["mlflow_run_id"], dit["mlflow_run_id"]],
+        log_artifacts(config, [vae.get("l1_vae", {}).get("mlflow_run_id"), vae["mlflow_run_id"],
+                           dit["mlflow_run_id"]],
                       [report_path, *pictures.values()])
     return report
 
