@@ -36,7 +36,7 @@ CORPUS_FORMAT = "longvie-pretrain-corpus/1"
 
 
 def corpus_frames(corpus: CorpusConfig, fps: int) -> int:
-    return int(round(corpus.seconds * fps))
+    return round(corpus.seconds * fps)
 
 
 def corpus_fingerprint(synth: SynthConfig, corpus: CorpusConfig) -> str:

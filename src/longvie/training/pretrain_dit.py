@@ -194,10 +194,10 @@ def pretrain_dit(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     from longvie.training.latents import vae_fingerprint
     from longvie.training.trainer import (
         StepDataModule,
+        TrainingClock,
         build_trainer,
         claim_checkpoints,
         fit_resumable,
-        TrainingClock,
         mlflow_logger,
         modules_stamp,
         recorded_train_seconds,

@@ -83,10 +83,10 @@ def pretrain_vae(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     from longvie.training.corpus_clips import CorpusClips
     from longvie.training.trainer import (
         StepDataModule,
+        TrainingClock,
         build_trainer,
         claim_checkpoints,
         fit_resumable,
-        TrainingClock,
         mlflow_logger,
         modules_stamp,
         recorded_train_seconds,

@@ -9,10 +9,9 @@ nodes come from ``training.trainer`` (ddp / fsdp / deepspeed on clusters; one CP
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
-
-import time
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
