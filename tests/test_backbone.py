@@ -16,6 +16,7 @@ from longvie.model.backbone import (
     i2v_input,
     latent_frames,
     transformer_kwargs,
+    unconditioned_input,
 )
 from longvie.model.text import CaptionTextEncoder, CaptionVocabulary, UMT5TextEncoder
 
@@ -33,6 +34,15 @@ def test_the_i2v_input_is_noisy_then_mask_then_condition():
     assert torch.all(joined[:, 16:20, 0] == 1) and torch.all(joined[:, 16:20, 1:] == 0)
     with pytest.raises(ValueError):
         i2v_input(noisy, condition[:, :8])
+
+
+def test_the_i2v_input_follows_the_vaes_latent_channels():
+    # Wan 2.2's VAE has 48 channels, the tiny base's 32: [noisy z | mask 4 | condition z].
+    noisy, condition = torch.randn(1, 32, 2, 4, 4), torch.randn(1, 32, 2, 4, 4)
+    joined = i2v_input(noisy, condition)
+    assert joined.shape == (1, 68, 2, 4, 4)
+    assert torch.equal(joined[:, 36:], condition)
+    assert unconditioned_input(noisy).shape == (1, 68, 2, 4, 4)
 
 
 def test_pixel_frames_must_be_4k_plus_1():

@@ -49,6 +49,14 @@ def test_bad_overrides_fail_naming_the_key(override, named):
     assert named in str(error.value)
 
 
+def test_the_transformer_channels_must_match_the_vaes_latent_channels():
+    wider = ["model.vae.z_dim=32", "model.transformer.in_channels=68",
+             "model.transformer.out_channels=32"]
+    assert compose(wider).model.transformer.in_channels == 68
+    with pytest.raises(ConfigError, match="in_channels=68 and out_channels=32"):
+        compose(["model.vae.z_dim=32"])
+
+
 def test_the_cli_rejects_a_bad_override_before_any_work(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "longvie", "curate", f"paths.root={tmp_path}", "video.fsp=4"],

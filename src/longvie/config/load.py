@@ -232,8 +232,10 @@ def _validate_model(config: LongvieConfig, need) -> None:
     )
     need(vae.in_channels == vae.out_channels == 3 * patch**2,
          f"model.vae.in_channels/out_channels must be 3 x patch_size^2 = {3 * patch**2}")
-    need(blocks.in_channels == 36 and blocks.out_channels == 16,
-         "model.transformer: the I2V layout needs in_channels=36 and out_channels=16")
+    z = vae.z_dim
+    need(blocks.in_channels == 2 * z + 4 and blocks.out_channels == z,
+         f"model.transformer: the I2V layout [noisy | mask 4 | condition] on model.vae.z_dim={z} "
+         f"latent channels needs in_channels={2 * z + 4} and out_channels={z} (Wan 2.1: 36/16)")
     _validate_stages(config, need)
 
 

@@ -18,7 +18,6 @@ import torch
 from longvie.config.schema import ModelConfig
 from longvie.errors import LongvieError
 
-LATENT_CHANNELS = 16
 MASK_CHANNELS = 4
 TEMPORAL_FACTOR = 4
 SPATIAL_FACTOR = 8
@@ -46,7 +45,7 @@ def build_transformer(model: ModelConfig):
 
 
 def build_vae(model: ModelConfig):
-    """The causal video VAE (8x space, 4x time, 16 channels)."""
+    """The causal video VAE (4x in time; 8x or 4x in space and 16 or more channels by config)."""
     from diffusers import AutoencoderKLWan
 
     if model.pretrained:
@@ -81,18 +80,20 @@ def first_frame_mask(batch: int, frames: int, height: int, width: int,
 
 
 def i2v_input(noisy: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-    """``[noisy 16 | mask 4 | condition 16]`` along channels; shapes (B, 16, F, h, w)."""
-    if noisy.shape != condition.shape or noisy.shape[1] != LATENT_CHANNELS:
+    """``[noisy z | mask 4 | condition z]`` along channels; shapes (B, z, F, h, w).
+
+    z is the VAE's latent channel count (``model.vae.z_dim``: Wan 2.1's 16, Wan 2.2's 48)."""
+    if noisy.shape != condition.shape:
         raise ValueError(f"noisy {tuple(noisy.shape)} and condition {tuple(condition.shape)} "
-                         f"must both be (B, {LATENT_CHANNELS}, F, h, w)")
+                         "must both be (B, z, F, h, w)")
     batch, _, frames, height, width = noisy.shape
     mask = first_frame_mask(batch, frames, height, width, noisy.device, noisy.dtype)
     return torch.cat([noisy, mask, condition], dim=1)
 
 
 def unconditioned_input(noisy: torch.Tensor) -> torch.Tensor:
-    """``[noisy 16 | 0 | 0]``: no known frame (the text-to-image use of the I2V model)."""
-    zeros = noisy.new_zeros(noisy.shape[0], MASK_CHANNELS + LATENT_CHANNELS, *noisy.shape[2:])
+    """``[noisy z | 0 | 0]``: no known frame (the text-to-image use of the I2V model)."""
+    zeros = noisy.new_zeros(noisy.shape[0], MASK_CHANNELS + noisy.shape[1], *noisy.shape[2:])
     return torch.cat([noisy, zeros], dim=1)
 
 
@@ -123,7 +124,7 @@ class LatentCodec:
         return self.vae.decode(latents * std + mean).sample.clamp(-1.0, 1.0)
 
     def condition(self, first_frame: torch.Tensor, pixel_frames: int, mode: str) -> torch.Tensor:
-        """The condition latent (B, 16, F, h, w) of a first frame (B, 3, H, W) in [-1, 1].
+        """The condition latent (B, z, F, h, w) of a first frame (B, 3, H, W) in [-1, 1].
 
         ``joint`` encodes the frame followed by black frames (the Wan pipeline's convention,
         required by pretrained weights); ``first_frame`` encodes the frame alone and leaves the
