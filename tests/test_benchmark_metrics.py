@@ -22,6 +22,7 @@ from longvie.benchmark.metrics import (
     sharpness,
     temporal_flickering,
     track_fidelity,
+    video_drift_error,
 )
 from longvie.controls.normalise import DepthBounds, normalise_disparity
 
@@ -226,6 +227,29 @@ def test_per_clip_means_average_each_span():
                                            ([7], 0.0), ([], 0.0), ([0.9, 0.8, 0.9, 0.8], -0.02)])
 def test_drift_is_the_least_squares_slope_per_clip(values, slope):
     assert drift_slope(values) == pytest.approx(slope, abs=1e-12)
+
+
+@pytest.mark.parametrize("values, vde", [
+    ([0.5, 0.5, 0.5, 0.5], 0.0),  # no change from the first clip: no drift
+    ([0.5, 0.4, 0.5, 0.5], 3 * 0.2),  # clip 2 off by 20 %, weight N - 2 + 1 = 3
+    ([0.5, 0.5, 0.5, 0.4], 1 * 0.2),  # the same change on the last clip weighs 1
+    ([0.5, 0.6, 0.7, 0.8], 3 * 0.2 + 2 * 0.4 + 1 * 0.6),  # a rise is drift too
+    ([0.8], 0.0), ([], 0.0),
+])
+def test_vde_weighs_each_clips_relative_change_against_the_first(values, vde):
+    assert video_drift_error(values) == pytest.approx(vde, abs=1e-12)
+
+
+def test_vde_ranks_a_collapse_above_a_wobble_and_checks_its_input():
+    collapse = [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
+    wobble = [0.6, 0.58, 0.61, 0.59, 0.6, 0.6]
+    assert video_drift_error(collapse) > 10 * video_drift_error(wobble)
+    assert video_drift_error([0.5, 0.4, 0.5], "log") == pytest.approx(np.log(2) * 0.2)
+    assert video_drift_error([0.0, 0.0]) == 0.0 and video_drift_error([0.0, 0.1]) == np.inf
+    with pytest.raises(ValueError, match="weighting"):
+        video_drift_error([0.5, 0.4], "square")
+    with pytest.raises(ValueError, match="finite"):
+        video_drift_error([0.5, float("nan")])
 
 
 # Control fidelity

@@ -378,8 +378,8 @@ def print_controls_summary(report: dict) -> None:
         print(f"  failed {failure['path']}: {failure['reason']}")
 
 
-BENCHMARK_ROWS = ("ssim", "psnr_db", "seam_discontinuity", "ssim_drift_slope", "flicker",
-                  "dynamic", "sharpness_ratio", "track_epe_px", "depth_pearson")
+BENCHMARK_ROWS = ("ssim", "psnr_db", "seam_discontinuity", "ssim_drift_slope", "ssim_vde",
+                  "flicker", "dynamic", "sharpness_ratio", "track_epe_px", "depth_pearson")
 
 
 def print_benchmark_summary(report: dict) -> None:

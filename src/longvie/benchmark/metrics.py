@@ -214,6 +214,34 @@ def drift_slope(values: Sequence[float]) -> float:
     return float(np.polyfit(np.arange(len(series)), series, 1)[0])
 
 
+def video_drift_error(values: Sequence[float], weighting: str = "linear") -> float:
+    """VDE (BlockVid / LV-Bench): the weighted relative change of a per-clip quality figure
+    against the first clip, ``sum_i w_i |m_i - m_1| / |m_1|`` over clips i = 2..N.
+
+    Weights fall with the clip's position (``linear``: N - i + 1; ``log``: log(N - i + 1)), so
+    an early departure from the first clip costs more than a late one. 0.0 means no drift; the
+    sum is not normalised, so compare it only between videos with the same number of clips. A
+    first value of 0 has no relative change: ``inf`` unless every value is 0.
+    """
+    series = np.asarray(values, dtype=np.float64)
+    if series.ndim != 1 or not np.isfinite(series).all():
+        raise ValueError(f"values must be one finite series, got {series.tolist()}")
+    clips = len(series)
+    if clips < 2:
+        return 0.0
+    index = np.arange(2, clips + 1, dtype=np.float64)
+    if weighting == "linear":
+        weights = clips - index + 1
+    elif weighting == "log":
+        weights = np.log(clips - index + 1)
+    else:
+        raise ValueError(f"weighting must be 'linear' or 'log', got {weighting!r}")
+    change = np.abs(series[1:] - series[0])
+    if series[0] == 0:
+        return 0.0 if not change.any() else float("inf")
+    return float(np.sum(weights * change / abs(series[0])))
+
+
 def per_clip_means(per_frame: np.ndarray, spans: Sequence[tuple[int, int]]) -> list[float]:
     """The mean of a per-frame series over each clip's frames [start, stop): per-clip series."""
     series = np.asarray(per_frame, dtype=np.float64)

@@ -19,7 +19,8 @@ from longvie.generation.plan import ClipSpan
 # What :func:`quality_scores` measures: the frame-quality figures the promotion gate compares,
 # cheap enough to measure again for every sampler seed.
 QUALITY_METRICS = ("psnr_db", "ssim", "flicker", "seam_discontinuity", "seam_ratio",
-                   "ssim_drift_slope", "sharpness_drift_slope", "sharpness_ratio")
+                   "ssim_drift_slope", "sharpness_drift_slope", "ssim_vde", "sharpness_vde",
+                   "sharpness_ratio")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ def quality_scores(generated: np.ndarray, reference: np.ndarray,
         **seams,
         "ssim_drift_slope": metrics.drift_slope(per_clip["ssim"]),
         "sharpness_drift_slope": metrics.drift_slope(per_clip["sharpness_ratio"]),
+        # Weight-free drift as long-video benchmarks report it (lower is better).
+        "ssim_vde": metrics.video_drift_error(per_clip["ssim"]),
+        "sharpness_vde": metrics.video_drift_error(per_clip["sharpness_ratio"]),
         "sharpness_ratio": float(np.mean(per_clip["sharpness_ratio"])),
     }
     return {"metrics": values, "per_clip": per_clip}
