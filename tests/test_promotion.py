@@ -98,10 +98,73 @@ def test_losing_to_the_static_baseline_on_ssim_stays_challenger_and_says_so():
     assert decision.decision == "challenger"
     assert not decision.checks["beats_static.ssim"] and not decision.checks["beats_naive.ssim"]
     assert decision.checks["beats_static.seam_discontinuity"]
-    assert ("ssim 0.29 does not beat the static baseline's 0.3 (higher is better)"
-            in decision.reasons)
-    assert ("ssim 0.29 does not beat the naive baseline's 0.35 (higher is better)"
-            in decision.reasons)
+    assert ("ssim 0.29 does not beat the static baseline's 0.3 (higher is better): "
+            "difference -0.01 needs > 0 (one seed, no spread)") in decision.reasons
+    assert ("ssim 0.29 does not beat the naive baseline's 0.35 (higher is better): "
+            "difference -0.06 needs > 0 (one seed, no spread)") in decision.reasons
+
+
+def seeded(row: dict, shifts: list[float], metric: str = "ssim") -> dict[str, dict]:
+    """Per-seed rows of ``row`` whose ``metric`` is moved by each shift (mean = the row's if the
+    shifts sum to 0)."""
+    return {str(seed): {**row, metric: row[metric] + shift} for seed, shift in enumerate(shifts)}
+
+
+def test_a_win_inside_k_standard_errors_is_no_win():
+    # Candidate SSIM 0.36 against naive 0.35: +0.01 on the means. Per seed the candidate swings
+    # +-0.03 while naive holds still, so the paired differences are 0.04, -0.02, 0.01: SE 0.0173,
+    # and k = 2 asks for more than 0.0346.
+    candidate = {**LOSER, "ssim": 0.36}
+    per_seed = {"candidate": seeded(candidate, [0.03, -0.03, 0.0]),
+                "naive": seeded(NAIVE, [0.0, 0.0, 0.0]), "static": {"0": dict(STATIC)}}
+    decision = decide(table(candidate), GATE, per_seed)
+    assert decision.decision == "challenger"
+    assert not decision.checks["beats_naive.ssim"] and decision.checks["beats_static.ssim"]
+    ssim_naive = next(c for c in decision.comparisons
+                      if c.metric == "ssim" and c.against == "naive")
+    assert ssim_naive.difference == pytest.approx(0.01)
+    assert ssim_naive.standard_error == pytest.approx(0.03 / 3 ** 0.5 * 1.0, rel=1e-6)
+    assert ssim_naive.needed == pytest.approx(2 * ssim_naive.standard_error)
+    assert ssim_naive.seeds == 3 and not ssim_naive.won
+    assert any(r.startswith("ssim 0.36 does not beat the naive baseline's 0.35 (higher is "
+                            "better): difference 0.01 needs > 0.03464 (3 seeds, SE 0.01732)")
+               for r in decision.reasons)
+    # The same means with bare-mean judging (k = 0) is a win.
+    bare = decide(table(candidate), PromotionConfig(k_standard_errors=0.0), per_seed)
+    assert bare.checks["beats_naive.ssim"] and bare.decision == "champion"
+
+
+def test_a_win_beyond_k_standard_errors_counts_and_pairs_the_seeds():
+    # Both sides move together with the seed (the same noise helps both): paired differences
+    # 0.05, 0.06, 0.04 have SE 0.0058 although each side alone swings by 0.05.
+    candidate = {**LOSER, "ssim": 0.40}
+    per_seed = {"candidate": seeded(candidate, [0.05, 0.01, -0.06]),
+                "naive": seeded(NAIVE, [0.05, 0.0, -0.05]), "static": {"0": dict(STATIC)}}
+    decision = decide(table(candidate), GATE, per_seed)
+    ssim_naive = next(c for c in decision.comparisons
+                      if c.metric == "ssim" and c.against == "naive")
+    assert ssim_naive.standard_error == pytest.approx(0.01 / 3 ** 0.5, rel=1e-6)
+    assert ssim_naive.won and decision.checks["beats_naive.ssim"]
+    # Against the deterministic static video the candidate's own spread is what counts.
+    ssim_static = next(c for c in decision.comparisons
+                       if c.metric == "ssim" and c.against == "static")
+    spread = [0.45, 0.41, 0.34]
+    import statistics
+    assert ssim_static.standard_error == pytest.approx(statistics.stdev(spread) / 3 ** 0.5)
+
+
+def test_the_champion_must_be_beaten_by_the_margin_and_k_standard_errors():
+    per_seed = {"candidate": seeded(WINNER, [0.06, -0.06, 0.0]),
+                "champion": seeded(CHAMPION, [0.0, 0.0, 0.0]),
+                "naive": seeded(NAIVE, [0.0, 0.0, 0.0]), "static": {"0": dict(STATIC)}}
+    # The composite lead is 0.075 (margin 0.005), but the SSIM swings of +-0.06 per seed make
+    # the composite's SE 0.0346: 2 SE = 0.069 < 0.075 still wins; at k = 3 it does not.
+    assert decide(table(WINNER, CHAMPION), GATE, per_seed).decision == "champion"
+    strict = decide(table(WINNER, CHAMPION), PromotionConfig(k_standard_errors=3.0), per_seed)
+    assert strict.decision == "challenger"
+    assert not strict.checks["beats_champion.composite_margin"]
+    assert any("by the margin 0.005 and 3 standard errors (needs > 0.1039, difference 0.075)"
+               in r for r in strict.reasons)
 
 
 def test_lower_is_better_metrics_must_be_lower_than_the_baselines():

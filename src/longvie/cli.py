@@ -247,6 +247,12 @@ def print_promotion(report: dict) -> None:
           f"(previous champion: {previous if previous is not None else 'none'})")
     for reason in report["reasons"]:
         print(f"  {reason}")
+    if report.get("comparisons"):
+        print(f"  wins need more than k = {report['k_standard_errors']:g} standard errors over "
+              "seeds:")
+    for c in report.get("comparisons", []):
+        print(f"    {'win ' if c['won'] else 'no  '} {c['metric']:<20} vs {c['against']:<9} "
+              f"{c['difference']:+.4g} (needs > {c['needed']:.3g})")
 
 
 def _generate(config: LongvieConfig) -> int:

@@ -603,6 +603,8 @@ class PromotionConfig:
     candidate becomes champion only if it is strictly better than every baseline on each of
     ``must_beat_baselines`` and on the composite, and (when a champion exists) beats the
     champion's composite by more than ``margin`` with no metric worse beyond its tolerance.
+    Every win must also exceed ``k_standard_errors`` standard errors of the difference over the
+    benchmark's sampler seeds: a gap that one more seed could close is no win.
     """
 
     metrics: dict[str, GateMetricConfig] = field(
@@ -617,6 +619,9 @@ class PromotionConfig:
         }
     )
     margin: float = 0.005
+    # A win counts when the difference exceeds k standard errors over seeds (paired by seed
+    # where both sides were sampled; 0 = bare means).
+    k_standard_errors: float = 2.0
     must_beat_baselines: list[str] = field(
         default_factory=lambda: ["ssim", "seam_discontinuity", "ssim_drift_slope"]
     )

@@ -3,6 +3,11 @@
 Kept apart from the registry so the rule itself can be read and tested on constructed tables;
 :mod:`longvie.promotion.registry_aliases` applies its verdict to the model registry.
 
+Wins are judged on evidence: with the benchmark's per-seed figures, a difference counts only
+beyond ``k_standard_errors`` standard errors over seeds (of the per-seed differences when both
+sides were sampled with the same seeds; of the candidate's seeds against a deterministic
+baseline such as the static video). Every comparison is reported with its margin.
+
 Conservative by design: a candidate whose value for a must-beat metric is missing cannot show
 it beats the baselines, so it stays challenger; a metric missing for any model is left out of
 every composite (scores over different metric sets are not comparable), and the reasons say so.
@@ -11,8 +16,9 @@ every composite (scores over different metric sets are not comparable), and the 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from longvie.config.schema import LongvieConfig, PromotionConfig
@@ -23,6 +29,39 @@ CHAMPION = "champion"
 DIRECTIONS = ("higher", "lower")
 
 ModelsTable = Mapping[str, Mapping[str, "float | None"]]
+# model -> sampler seed -> metric -> value (the benchmark report's ``per_seed``).
+SeedTable = Mapping[str, Mapping[str, Mapping[str, "float | None"]]]
+COMPOSITE = "composite"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The candidate against one other model on one metric (or the composite score).
+
+    ``difference`` is signed so that positive means the candidate is better; it wins when the
+    difference exceeds ``needed`` = k x ``standard_error`` (and is positive).
+    """
+
+    against: str
+    metric: str
+    candidate: float
+    other: float
+    difference: float
+    standard_error: float
+    needed: float
+    seeds: int
+    won: bool
+
+    def margin(self) -> str:
+        """"difference 0.02 needs > 0.012 (3 seeds, SE 0.006)"."""
+        spread = (f"{self.seeds} seeds, SE {_fmt(self.standard_error)}" if self.seeds > 1
+                  else "one seed, no spread")
+        return f"difference {_fmt(self.difference)} needs > {_fmt(self.needed)} ({spread})"
+
+    def sentence(self) -> str:
+        verdict = "a win" if self.won else "no win"
+        return (f"{self.metric} against {self.against}: {_fmt(self.candidate)} vs "
+                f"{_fmt(self.other)}, {self.margin()}: {verdict}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +75,8 @@ class Decision:
     # e.g. "beats_static.ssim", "beats_naive.composite", "beats_champion.composite_margin",
     # "within_tolerance.psnr_db"; True = passed.
     checks: dict[str, bool]
+    # Each win the gate asked for, with its difference and the k-SE margin it had to exceed.
+    comparisons: list[Comparison] = field(default_factory=list)
 
 
 def config_problems(config: PromotionConfig) -> list[str]:
@@ -60,6 +101,8 @@ def config_problems(config: PromotionConfig) -> list[str]:
                             f"promotion.metrics ({', '.join(config.metrics)})")
     if not config.margin >= 0:
         problems.append(f"promotion.margin={config.margin} must be >= 0")
+    if not config.k_standard_errors >= 0:
+        problems.append(f"promotion.k_standard_errors={config.k_standard_errors} must be >= 0")
     if not config.baselines:
         problems.append("promotion.baselines must name at least one baseline")
     if CANDIDATE in config.baselines or CHAMPION in config.baselines:
@@ -67,16 +110,21 @@ def config_problems(config: PromotionConfig) -> list[str]:
     return problems
 
 
-def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig) -> Decision:
+def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig,
+           per_seed: SeedTable | None = None) -> Decision:
     """Champion or challenger for ``models['candidate']`` (``config``: the whole config or its
-    ``promotion`` section). Every check runs, so a challenger gets every reason at once."""
+    ``promotion`` section; ``per_seed``: the figures per sampler seed, without which every
+    difference has no known spread). Every check runs, so a challenger gets every reason."""
     gate = config.promotion if isinstance(config, LongvieConfig) else config
     if problems := config_problems(gate):
         raise LongvieError("invalid promotion config:\n  " + "\n  ".join(problems))
     table = _numbers(models, gate)
+    seeds = {name: {seed: _row(f"{name}[seed {seed}]", row) for seed, row in rows.items()}
+             for name, rows in (per_seed or {}).items()}
     compared = [CANDIDATE, *gate.baselines, *([CHAMPION] if CHAMPION in table else [])]
     reasons: list[str] = []
     checks: dict[str, bool] = {}
+    comparisons: list[Comparison] = []
 
     used: list[str] = []
     for metric in gate.metrics:
@@ -99,17 +147,24 @@ def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig) -> Deci
                 reasons.append(f"{metric} cannot show the candidate beats the {baseline} "
                                f"baseline: no value for {lacking}")
             else:
-                ok = _better(ours, theirs, gate.metrics[metric].direction)
+                comparison = _compare(baseline, metric, ours, theirs,
+                                      gate.metrics[metric].direction, seeds, gate)
+                comparisons.append(comparison)
+                ok = comparison.won
                 if not ok:
                     reasons.append(
                         f"{metric} {_fmt(ours)} does not beat the {baseline} baseline's "
-                        f"{_fmt(theirs)} ({gate.metrics[metric].direction} is better)")
+                        f"{_fmt(theirs)} ({gate.metrics[metric].direction} is better): "
+                        f"{comparison.margin()}")
             checks[f"beats_{baseline}.{metric}"] = ok
             beats_baselines &= ok
-        ok = composite[CANDIDATE] > composite[baseline]
+        comparison = _compare_composite(baseline, composite, used, seeds, gate)
+        comparisons.append(comparison)
+        ok = comparison.won
         if not ok:
             reasons.append(f"composite score {_fmt(composite[CANDIDATE])} does not beat the "
-                           f"{baseline} baseline's {_fmt(composite[baseline])}")
+                           f"{baseline} baseline's {_fmt(composite[baseline])}: "
+                           f"{comparison.margin()}")
         checks[f"beats_{baseline}.composite"] = ok
         beats_baselines &= ok
 
@@ -118,11 +173,14 @@ def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig) -> Deci
             reasons.insert(0, f"no champion yet: the candidate beats {_and(gate.baselines)} on "
                               f"{_and(gate.must_beat_baselines)} and on the composite score "
                               f"({_scores(composite)})")
-        return Decision(CHAMPION if beats_baselines else "challenger", reasons, composite, checks)
+        return Decision(CHAMPION if beats_baselines else "challenger", reasons, composite, checks,
+                        comparisons)
 
     champion = table[CHAMPION]
     ahead = composite[CANDIDATE] - composite[CHAMPION]
-    beats_margin = ahead > gate.margin
+    against_champion = _compare_composite(CHAMPION, composite, used, seeds, gate)
+    comparisons.append(against_champion)
+    beats_margin = ahead > gate.margin and against_champion.won
     checks["beats_champion.composite_margin"] = beats_margin
     regressions = 0
     for metric in used:
@@ -137,14 +195,17 @@ def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig) -> Deci
             reasons.append(f"{metric} {_fmt(ours)} regresses beyond tolerance "
                            f"{_fmt(rule.tolerance)} against the champion's {_fmt(theirs)} "
                            f"({rule.direction} is better)")
+    needed = max(gate.margin, against_champion.needed)
     if beats_margin:
         verdict = (f"composite score {_fmt(composite[CANDIDATE])} beats the champion's "
                    f"{_fmt(composite[CHAMPION])} by {_fmt(ahead)}, more than the margin "
-                   f"{_fmt(gate.margin)}")
+                   f"{_fmt(gate.margin)} and {_fmt(gate.k_standard_errors)} standard errors "
+                   f"({_fmt(against_champion.needed)})")
     else:
         verdict = (f"composite score {_fmt(composite[CANDIDATE])} does not beat the champion's "
-                   f"{_fmt(composite[CHAMPION])} by the margin {_fmt(gate.margin)} "
-                   f"(difference {_fmt(ahead)})")
+                   f"{_fmt(composite[CHAMPION])} by the margin {_fmt(gate.margin)} and "
+                   f"{_fmt(gate.k_standard_errors)} standard errors (needs > {_fmt(needed)}, "
+                   f"difference {_fmt(ahead)})")
     promoted = beats_baselines and beats_margin and regressions == 0
     if promoted:
         reasons[:0] = [f"the candidate beats {_and(gate.baselines)} on "
@@ -152,7 +213,56 @@ def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig) -> Deci
                        "no gate metric regresses beyond its tolerance against the champion"]
     elif not beats_margin:
         reasons.append(verdict)
-    return Decision(CHAMPION if promoted else "challenger", reasons, composite, checks)
+    return Decision(CHAMPION if promoted else "challenger", reasons, composite, checks,
+                    comparisons)
+
+
+def _compare(against: str, metric: str, ours: float, theirs: float, direction: str,
+             seeds: dict[str, dict[str, dict[str, float | None]]],
+             gate: PromotionConfig) -> Comparison:
+    """The candidate against ``against`` on one metric, judged against k standard errors."""
+    sign = 1.0 if direction == "higher" else -1.0
+
+    def values(name: str) -> dict[str, float]:
+        return {seed: row[metric] for seed, row in seeds.get(name, {}).items()
+                if row.get(metric) is not None}
+
+    return _judged(against, metric, ours, theirs, sign, values(CANDIDATE), values(against), gate)
+
+
+def _compare_composite(against: str, composite: Mapping[str, float], used: list[str],
+                       seeds: dict[str, dict[str, dict[str, float | None]]],
+                       gate: PromotionConfig) -> Comparison:
+    """The composite scores of the candidate and ``against``, per seed where every used metric
+    has a value."""
+
+    def values(name: str) -> dict[str, float]:
+        return {seed: _composite(row, used, gate) for seed, row in seeds.get(name, {}).items()
+                if all(row.get(metric) is not None for metric in used)}
+
+    return _judged(against, COMPOSITE, composite[CANDIDATE], composite[against], 1.0,
+                   values(CANDIDATE), values(against), gate)
+
+
+def _judged(against: str, metric: str, ours: float, theirs: float, sign: float,
+            ours_by_seed: dict[str, float], theirs_by_seed: dict[str, float],
+            gate: PromotionConfig) -> Comparison:
+    """Standard error of the difference: paired over the seeds both sides share when both were
+    sampled more than once; the candidate's alone against a single (deterministic) run; 0 when
+    neither has a spread."""
+    shared = sorted(set(ours_by_seed) & set(theirs_by_seed))
+    if len(shared) >= 2 and len(theirs_by_seed) >= 2:
+        spread = [ours_by_seed[s] - theirs_by_seed[s] for s in shared]
+    elif len(ours_by_seed) >= 2 and len(theirs_by_seed) <= 1:
+        spread = list(ours_by_seed.values())
+    else:
+        spread = []
+    error = statistics.stdev(spread) / math.sqrt(len(spread)) if len(spread) >= 2 else 0.0
+    difference = sign * (ours - theirs)
+    needed = gate.k_standard_errors * error
+    return Comparison(against=against, metric=metric, candidate=ours, other=theirs,
+                      difference=difference, standard_error=error, needed=needed,
+                      seeds=len(spread) if spread else 1, won=difference > needed)
 
 
 def composite_scores(models: ModelsTable, config: PromotionConfig) -> dict[str, float]:

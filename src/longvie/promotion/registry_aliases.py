@@ -16,6 +16,7 @@ decision the registry already holds. Rerunning the promotion repairs any of thes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from typing import Any
 from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
-from longvie.promotion.gate import CHAMPION, ModelsTable, composite_scores, decide
+from longvie.promotion.gate import CHAMPION, ModelsTable, SeedTable, composite_scores, decide
 
 CHALLENGER = "challenger"
 LOCK_NAME = ".registry.lock"
@@ -68,13 +69,15 @@ def registry_lock(config: LongvieConfig) -> Iterator[Path]:
 
 
 def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsTable, *,
-            benchmarked_champion: int | None, benchmark_stamp: str | None = None) -> dict[str, Any]:
+            benchmarked_champion: int | None, benchmark_stamp: str | None = None,
+            per_seed: SeedTable | None = None) -> dict[str, Any]:
     """Decide champion or challenger for ``candidate_version`` and record it; returns the report.
 
     ``benchmarked_champion`` is the version whose metrics are ``models_table['champion']`` (None
     when the benchmark found no champion). If the ``champion`` alias has moved since, nothing is
     changed and LongvieError asks for a new benchmark. ``benchmark_stamp`` (e.g. the benchmark
-    run id or report hash) is recorded to trace the decision to its measurements.
+    run id or report hash) is recorded to trace the decision to its measurements; ``per_seed``
+    (the benchmark's figures per sampler seed) gives the gate its standard errors.
     """
     from mlflow import MlflowClient
 
@@ -96,16 +99,17 @@ def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsT
             report = _already_champion(client, name, candidate, models_table, config)
         else:
             report = _apply(client, name, candidate, champion, models_table, config,
-                            benchmark_stamp)
+                            benchmark_stamp, per_seed)
         report["benchmark_stamp"] = benchmark_stamp
         write_json_atomically(Path(config.paths.reports) / REPORT_NAME, report)
     return report
 
 
 def _apply(client, name: str, candidate: int, champion: int | None, models: ModelsTable,
-           config: LongvieConfig, benchmark_stamp: str | None) -> dict[str, Any]:
+           config: LongvieConfig, benchmark_stamp: str | None,
+           per_seed: SeedTable | None) -> dict[str, Any]:
     """Decide, then write in the order the module docstring gives (tags before aliases)."""
-    decision = decide(models, config.promotion)
+    decision = decide(models, config.promotion, per_seed)
     decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     promoted = decision.decision == CHAMPION
     if promoted and _alias_version(client, name, CHALLENGER) == candidate:
@@ -142,6 +146,8 @@ def _apply(client, name: str, candidate: int, champion: int | None, models: Mode
         "reasons": decision.reasons,
         "composite": decision.composite,
         "checks": decision.checks,
+        "k_standard_errors": config.promotion.k_standard_errors,
+        "comparisons": [dataclasses.asdict(c) for c in decision.comparisons],
         "models": _plain(models),
         "decided_at": decided_at,
     }

@@ -26,4 +26,5 @@ def promote_from_benchmark(config: LongvieConfig) -> dict:
                            "is a folder, not a registered version; only versions are promoted")
     return promote(config, report["candidate_version"], report["models"],
                    benchmarked_champion=report["champion_version"],
-                   benchmark_stamp=report.get("mlflow_run_id") or report["stamp"])
+                   benchmark_stamp=report.get("mlflow_run_id") or report["stamp"],
+                   per_seed=report.get("per_seed"))
