@@ -41,6 +41,7 @@ def test_production_profile_has_the_paper_clip_geometry():
         ("video.width=70", "video.width"),
         ("curation.clip_overlap=17", "curation.clip_overlap"),
         ("profile=huge", "profile/huge"),
+        ("generation.solver=heun", "generation.solver"),
     ],
 )
 def test_bad_overrides_fail_naming_the_key(override, named):

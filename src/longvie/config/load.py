@@ -178,6 +178,8 @@ def validate(config: LongvieConfig) -> list[str]:
         value = getattr(benchmark, key)
         need(value >= 0, f"benchmark.{key}={value} must be >= 0 (0 = all / the default)")
     need(benchmark.seeds >= 1, f"benchmark.seeds={benchmark.seeds} must be >= 1")
+    need(config.generation.solver in ("euler", "unipc"),
+         f"generation.solver={config.generation.solver!r} must be 'euler' or 'unipc'")
     from longvie.promotion.gate import config_problems
 
     problems.extend(config_problems(config.promotion))

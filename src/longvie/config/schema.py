@@ -537,6 +537,9 @@ class GenerationConfig:
     guidance: float = 3.0
     history_frames: int = 8
     seed: int = 0
+    # "euler" (FlowMatchEulerDiscreteScheduler's schedule) or "unipc" (UniPCMultistepScheduler
+    # with flow sigmas, as the Wan pipeline samples: far fewer steps for the same error).
+    solver: str = "euler"
 
 
 @dataclass

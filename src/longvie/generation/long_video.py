@@ -47,13 +47,14 @@ class GenerationSettings:
     history: bool = True
     unified_noise: bool = True
     seed: int = 0
+    solver: str = "euler"
 
     @classmethod
     def from_config(cls, generation, **overrides) -> GenerationSettings:
         """The sampler of a ``GenerationConfig`` (``generation`` section), with ``overrides``."""
         values = {"steps": generation.steps, "shift": generation.shift,
                   "guidance": generation.guidance, "history_frames": generation.history_frames,
-                  "seed": generation.seed}
+                  "seed": generation.seed, "solver": generation.solver}
         return cls(**{**values, **overrides})
 
 
@@ -135,7 +136,7 @@ def generate_long_video(
         inputs = ClipInputs(condition, parts.text_encoder.encode([captions[span.index]]),
                             null_text, dense, sparse, history)
         latents = sample_clip(transformer, inputs, start_noise, settings.steps, settings.shift,
-                              settings.guidance)
+                              settings.guidance, settings.solver)
         video = to_frames(codec.decode(latents))
         for index in range(span.keep_from, span.keep_to):
             write(video[index])

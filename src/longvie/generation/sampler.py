@@ -1,4 +1,5 @@
-"""One clip from noise: flow-matching Euler with classifier-free guidance on the caption.
+"""One clip from noise: flow matching (Euler or UniPC) with classifier-free guidance on the
+caption.
 
 The controls and the history condition both the guided and the unguided prediction; only the
 caption is dropped for the unguided one (the stages trained with captions dropped 10 % of the
@@ -12,13 +13,13 @@ from dataclasses import dataclass
 import torch
 
 from longvie.model.backbone import i2v_input
-from longvie.model.flow_sampler import euler_denoise, flow_sigmas
+from longvie.model.flow_sampler import denoise
 from longvie.training.stages import control_input, history_input
 
 
 @dataclass(frozen=True)
 class ClipInputs:
-    """Everything one clip is generated from (latents (1, 16, F, h, w))."""
+    """Everything one clip is generated from (latents (1, z, F, h, w))."""
 
     condition: torch.Tensor
     text: torch.Tensor
@@ -30,8 +31,9 @@ class ClipInputs:
 
 @torch.no_grad()
 def sample_clip(transformer, inputs: ClipInputs, start_noise: torch.Tensor, steps: int,
-                shift: float, guidance: float) -> torch.Tensor:
-    """Clean latents of one clip, integrated from ``start_noise`` over ``steps`` Euler steps."""
+                shift: float, guidance: float, solver: str = "euler") -> torch.Tensor:
+    """Clean latents of one clip, integrated from ``start_noise`` over ``steps`` steps of
+    ``solver`` (``euler`` or ``unipc``)."""
     dense = None if inputs.dense is None else control_input(inputs.dense)
     sparse = None if inputs.sparse is None else control_input(inputs.sparse)
     history = None if inputs.history is None else history_input(inputs.history)
@@ -47,4 +49,4 @@ def sample_clip(transformer, inputs: ClipInputs, start_noise: torch.Tensor, step
         unguided = predict(x, timesteps, inputs.null_text)
         return unguided + guidance * (guided - unguided)
 
-    return euler_denoise(velocity, start_noise, flow_sigmas(steps, shift))
+    return denoise(velocity, start_noise, steps, shift, solver)
