@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup run test test-assets repro lock clean
-.PHONY: ui
+.PHONY: ui serve
 
 setup: $(STAMP)
 
@@ -35,6 +35,13 @@ DAGSTER_PORT ?= 3000
 MLFLOW_PORT  ?= 5000
 ui: setup
 	DAGSTER_PORT=$(DAGSTER_PORT) MLFLOW_PORT=$(MLFLOW_PORT) $(BIN)/python -m orchestration.ui
+
+# The champion as a REST endpoint: MLflow's scoring server on 127.0.0.1 (POST /invocations).
+# Another port or version: `make serve SERVE_PORT=5002 SERVE_MODEL=3`.
+SERVE_PORT  ?= 5001
+SERVE_MODEL ?= champion
+serve: setup
+	$(BIN)/longvie serve serving.port=$(SERVE_PORT) serving.model=$(SERVE_MODEL)
 
 # Real videos no one here made, from Debian's opencv-doc (see tests/conftest.py).
 test-assets:

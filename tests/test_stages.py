@@ -247,8 +247,11 @@ def test_every_stage_is_an_mlflow_run_and_a_registered_version(trained):
         assert version.tags["longvie.git_commit"]
         run = client.get_run(version.run_id)
         assert run.info.status == "FINISHED"
+        # Each version is an MLflow pyfunc model whose weights artifact is the stage folder.
         files = {f.path for f in client.list_artifacts(version.run_id, "model")}
-        assert "model/transformer" in files
+        assert {"model/MLmodel", "model/entry.py", "model/artifacts"} <= files
+        weights = {f.path for f in client.list_artifacts(version.run_id, "model/artifacts/model")}
+        assert "model/artifacts/model/transformer" in weights
     stage3 = client.get_run(versions[-1].run_id)
     assert stage3.data.params["training.stage3.w_cons"] == "0.5"
     assert "stage3/heldout/loss_with_history" in stage3.data.metrics
@@ -263,7 +266,9 @@ def test_every_stage_is_an_mlflow_run_and_a_registered_version(trained):
     assert len(client.search_model_versions("name='longvie'")) == len(versions)
     mlflow.set_tracking_uri(f"sqlite:///{trained}/mlflow.db")
     downloaded = Path(mlflow.artifacts.download_artifacts(f"models:/longvie/{versions[-1].version}"))
-    assert json.loads((downloaded / "longvie.json").read_text())["stage"] == "stage3"
+    from longvie.serving.logged_model import weights_of
+
+    assert json.loads((weights_of(downloaded) / "longvie.json").read_text())["stage"] == "stage3"
 
 
 def test_a_stage_needs_the_previous_one(curated, tmp_path):

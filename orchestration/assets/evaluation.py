@@ -34,8 +34,13 @@ def benchmark(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
         report = run_benchmark(config, progress=longvie.progress, tags=mlflow.tags(context))
     except LongvieError as error:
         raise dg.Failure(allow_retries=False, description=str(error)) from error
+    name = config.mlflow.registered_model
+    candidate = report["candidate_version"]
     metadata = {
-        "candidate_version": report["candidate_version"],
+        "candidate_version": candidate,
+        # The candidate as an MLflow Model anyone can load or serve (None: a plain folder).
+        "candidate_model_uri": (f"models:/{name}/{candidate}" if candidate is not None
+                                else report["candidate_model"]),
         "champion_version": report["champion_version"],
         "metrics": dg.MetadataValue.md(_table(report["models"], BENCHMARK_ROWS)),
         "skipped": dg.MetadataValue.json(report["skipped"]),
@@ -61,16 +66,22 @@ def promotion(longvie: LongvieConfigResource) -> dg.MaterializeResult:
     from longvie.errors import LongvieError
     from longvie.promotion.run import promote_from_benchmark
 
+    config = longvie.compose()
     try:
-        report = promote_from_benchmark(longvie.compose())
+        report = promote_from_benchmark(config)
     except LongvieError as error:
         raise dg.Failure(allow_retries=False, description=str(error)) from error
+    name = config.mlflow.registered_model
     return dg.MaterializeResult(metadata={
         "decision": report["decision"],
         "candidate_version": report["candidate_version"],
         "previous_champion": report["previous_champion"],
+        # What `mlflow.pyfunc.load_model` and `longvie serve` take, and where it points now.
+        "champion_model_uri": f"models:/{name}@champion",
+        "champion_version": report["champion_version"],
         "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in report["reasons"])),
         "composite": dg.MetadataValue.json(report["composite"]),
+        "comparisons": dg.MetadataValue.json(report.get("comparisons", [])),
     })
 
 

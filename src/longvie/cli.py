@@ -255,6 +255,13 @@ def print_promotion(report: dict) -> None:
               f"{c['difference']:+.4g} (needs > {c['needed']:.3g})")
 
 
+def _serve(config: LongvieConfig) -> int:
+    from longvie.serving.server import serve
+
+    serve(config)  # replaces this process with the MLflow scoring server
+    return 0
+
+
 def _generate(config: LongvieConfig) -> int:
     from longvie.generation.run import generate
 
@@ -298,6 +305,11 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
         _generate,
         "a long video clip by clip: generation.source=<curated source> (or depth_video + "
         "point_map_video + first_frame), generation.model=champion|<version>|<folder>",
+    ),
+    "serve": (
+        _serve,
+        "the registered model (serving.model=champion|<version>) over REST with MLflow's "
+        "scoring server on serving.host:serving.port (POST /invocations)",
     ),
     "benchmark": (
         _benchmark,

@@ -1,8 +1,9 @@
 """The MLflow model registry side of training: every finished stage becomes a model version.
 
-A version's source is the stage's model folder logged as the run artifact ``model`` (a folder of
-safetensors / diffusers parts and ``longvie.json``: nothing to unpickle). Versions are only ever
-added, never overwritten; aliases (``champion``, ``challenger``) are the promotion gate's job.
+A version's source is the run artifact ``model``: an MLflow pyfunc model logged from code
+(:mod:`longvie.serving.logged_model`) whose ``weights`` artifact is the stage's model folder
+(safetensors / diffusers parts and ``longvie.json``: nothing to unpickle). Versions are only
+ever added, never overwritten; aliases (``champion``, ``challenger``) are the promotion gate's.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage:
     """Log the model folder (+ pictures, report) to ``run_id`` and register it as a version,
     unless this run already registered the weights of ``steps`` steps (a re-run that found its
     training finished must not add a duplicate version)."""
+    import tempfile
+
     from mlflow import MlflowClient
 
+    from longvie.serving.logged_model import save_pyfunc_model
     from longvie.tracking import standard_tags, tracking_uri
 
     client = MlflowClient(tracking_uri(config))
@@ -44,7 +48,9 @@ def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage:
     for version in client.search_model_versions(f"name='{name}' and run_id='{run_id}'"):
         if version.tags.get("longvie.steps") == str(steps):
             return {"run_id": run_id, "registered_model": name, "version": int(version.version)}
-    client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
+    with tempfile.TemporaryDirectory(prefix="longvie-pyfunc-") as folder:
+        pyfunc_dir = save_pyfunc_model(config, model_dir, Path(folder) / MODEL_ARTIFACT)
+        client.log_artifacts(run_id, str(pyfunc_dir), MODEL_ARTIFACT)
     for picture in pictures:
         client.log_artifact(run_id, str(picture), "pictures")
     if report is not None:
@@ -64,27 +70,20 @@ def resolve_model(config: LongvieConfig, model: str) -> Path:
     return model_version(config, model)[1]
 
 
-def model_version(config: LongvieConfig, model: str) -> tuple[int | None, Path]:
-    """The registered version (None for a plain folder) and a local folder for ``model``: a
-    folder path, a version number of the registered model, or an alias (``champion``,
-    ``challenger``). Fails with the reason before anything is loaded: an unknown alias or
-    version names what the registry does hold."""
+def registered_version(config: LongvieConfig, model: str):
+    """The registered version ``model`` names (a version number or an alias), or a LongvieError
+    that says which versions and aliases the registry does hold."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from longvie.errors import LongvieError
     from longvie.tracking import tracking_uri
 
-    folder = Path(model)
-    if folder.is_dir():
-        return None, folder
-    if "/" in model or model.startswith("."):
-        raise LongvieError(f"model {model!r}: no such folder")
     name = config.mlflow.registered_model
     client = MlflowClient(tracking_uri(config))
     try:
-        version = (client.get_model_version(name, model) if model.isdigit()
-                   else client.get_model_version_by_alias(name, model))
+        return (client.get_model_version(name, model) if model.isdigit()
+                else client.get_model_version_by_alias(name, model))
     except MlflowException as error:
         held = held_versions(client, name)
         try:
@@ -92,13 +91,33 @@ def model_version(config: LongvieConfig, model: str) -> tuple[int | None, Path]:
         except MlflowException:
             aliases = []
         raise LongvieError(
-            f"model {model!r}: not a folder, and registered model {name!r} has no such "
+            f"model {model!r}: registered model {name!r} has no such "
             f"{'version' if model.isdigit() else 'alias'} (versions {held or 'none'}, aliases "
             f"{aliases or 'none'}) in {tracking_uri(config)}") from error
+
+
+def model_version(config: LongvieConfig, model: str) -> tuple[int | None, Path]:
+    """The registered version (None for a plain folder) and a local folder for ``model``: a
+    folder path, a version number of the registered model, or an alias (``champion``,
+    ``challenger``). Fails with the reason before anything is loaded: an unknown alias or
+    version names what the registry does hold."""
     import mlflow.artifacts
 
+    from longvie.errors import LongvieError
+    from longvie.serving.logged_model import weights_of
+    from longvie.tracking import tracking_uri
+
+    folder = Path(model)
+    if folder.is_dir():
+        return None, folder
+    if "/" in model or model.startswith("."):
+        raise LongvieError(f"model {model!r}: no such folder")
+    try:
+        version = registered_version(config, model)
+    except LongvieError as error:
+        raise LongvieError(f"{error} (and {model!r} is not a folder)") from error
     local = mlflow.artifacts.download_artifacts(version.source, tracking_uri=tracking_uri(config))
-    return int(version.version), Path(local)
+    return int(version.version), weights_of(Path(local))
 
 
 def held_versions(client, name: str) -> list[int]:

@@ -178,6 +178,12 @@ def validate(config: LongvieConfig) -> list[str]:
         value = getattr(benchmark, key)
         need(value >= 0, f"benchmark.{key}={value} must be >= 0 (0 = all / the default)")
     need(benchmark.seeds >= 1, f"benchmark.seeds={benchmark.seeds} must be >= 1")
+    serving = config.serving
+    need(1 <= serving.port <= 65535, f"serving.port={serving.port} must lie in [1, 65535]")
+    need(serving.max_frames >= config.video.clip_frames,
+         f"serving.max_frames={serving.max_frames} must hold one clip "
+         f"({config.video.clip_frames} frames)")
+    need(serving.timeout_s >= 1, f"serving.timeout_s={serving.timeout_s} must be >= 1")
     need(config.generation.solver in ("euler", "unipc"),
          f"generation.solver={config.generation.solver!r} must be 'euler' or 'unipc'")
     from longvie.promotion.gate import config_problems

@@ -675,6 +675,24 @@ class OrchestrationConfig:
 
 
 @dataclass
+class ServingConfig:
+    """The registered model as an MLflow pyfunc: ``longvie serve`` and what one request may ask.
+
+    Every version is logged with these limits and ``generation``'s sampler as its defaults.
+    """
+
+    # The registry alias or version ``longvie serve`` serves.
+    model: str = "champion"
+    # Loopback by default: the server has no authentication.
+    host: str = "127.0.0.1"
+    port: int = 5001
+    # The longest video one request may ask for: it is generated whole before it is returned.
+    max_frames: int = 481
+    # Seconds the server gives one request (`mlflow models serve --timeout`).
+    timeout_s: int = 600
+
+
+@dataclass
 class LongvieConfig:
     profile_name: str = "tiny"
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -690,3 +708,4 @@ class LongvieConfig:
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)

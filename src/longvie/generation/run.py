@@ -80,12 +80,33 @@ def generation_inputs(config: LongvieConfig) -> GenerationInputs:
     return GenerationInputs(controls, first, captions, frames, source)
 
 
+def write_long_video(parts, inputs: GenerationInputs, sampler, output: Path, fps: int,
+                     clip_frames: int, condition_encoding: str, progress: bool = True) -> dict:
+    """Generate ``inputs`` with ``parts`` into the mp4 ``output``, which appears only complete
+    (``longvie generate`` and the served MLflow model both write through here)."""
+    from longvie.generation.long_video import generate_long_video
+    from longvie.video.io import VideoWriter
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(f".{output.name}.partial.mp4")
+    height, width = inputs.first_frame.shape[:2]
+    try:
+        with VideoWriter(staging, fps, width, height) as writer:
+            report = generate_long_video(parts, inputs.first_frame, inputs.controls,
+                                         inputs.captions, inputs.frames, clip_frames, sampler,
+                                         writer.write, condition_encoding, progress)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    staging.replace(output)
+    return report
+
+
 def generate(config: LongvieConfig, progress: bool = True) -> dict:
     """Generate ``config.generation`` into ``generation.output``; returns a small report."""
-    from longvie.generation.long_video import GenerationSettings, generate_long_video
+    from longvie.generation.long_video import GenerationSettings
     from longvie.model.folder import load_generator
     from longvie.registry import resolve_model
-    from longvie.video.io import VideoWriter
 
     settings = config.generation
     inputs = generation_inputs(config)
@@ -93,19 +114,8 @@ def generate(config: LongvieConfig, progress: bool = True) -> dict:
     started = time.perf_counter()
     parts = load_generator(str(model_dir), config.model, with_controller=False)
     output = Path(settings.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.name}.partial.mp4")
-    height, width = inputs.first_frame.shape[:2]
-    sampler = GenerationSettings.from_config(settings)
-    try:
-        with VideoWriter(staging, config.video.fps, width, height) as writer:
-            report = generate_long_video(parts, inputs.first_frame, inputs.controls,
-                                         inputs.captions, inputs.frames,
-                                         config.video.clip_frames, sampler, writer.write,
-                                         config.model.condition_encoding, progress)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-    staging.replace(output)
+    report = write_long_video(parts, inputs, GenerationSettings.from_config(settings), output,
+                              config.video.fps, config.video.clip_frames,
+                              config.model.condition_encoding, progress)
     return {**report, "model": str(model_dir), "source": inputs.source, "output": str(output),
             "seconds": round(time.perf_counter() - started, 2)}
