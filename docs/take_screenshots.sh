@@ -4,6 +4,7 @@
 #   docs/ui_dagster_automation.png  Dagster: the automation page (schedules and sensors)
 #   docs/ui_mlflow_runs.png         MLflow: the runs of the `longvie` experiment
 #   docs/ui_mlflow_model.png        MLflow: the registered model `longvie`, versions and aliases
+#   docs/ui_mlflow_version.png      MLflow: the champion version as a model, with its signature
 #
 # Usage: docs/take_screenshots.sh   (needs Debian's chromium: apt-get install -y chromium)
 # Uses the UIs on $DAGSTER_PORT / $MLFLOW_PORT (default 3000 / 5000) when both answer; otherwise
@@ -165,6 +166,16 @@ async def main(port):
 
         await page.open(f"{MLFLOW}/#/models/longvie", 1600, 1000, "Version ")
         await page.shot("ui_mlflow_model.png")
+
+        # The champion (else the newest) version: a pyfunc model whose page shows its schema.
+        url = f"{MLFLOW}/api/2.0/mlflow/registered-models/get?name=longvie"
+        with urllib.request.urlopen(url) as response:
+            model = json.load(response)["registered_model"]
+        aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
+        version = aliases.get("champion") or max(
+            (v["version"] for v in model.get("latest_versions", [])), key=int)
+        await page.open(f"{MLFLOW}/#/models/longvie/versions/{version}", 1600, 1000, "Schema")
+        await page.shot("ui_mlflow_version.png")
 
 
 with tempfile.TemporaryDirectory() as profile:
