@@ -53,6 +53,13 @@ def grey(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float32).mean(axis=-1) / 255.0
 
 
+def normalise_depth(depth: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Depth mapped so that ``low`` (near) is 0 and ``high`` is 1, clipped; flat when they meet."""
+    scaled = (np.clip((depth - low) / (high - low), 0.0, 1.0) if high > low
+              else np.zeros_like(depth))
+    return scaled.astype(np.float32)
+
+
 class FileControls:
     """``ControlVideo`` over a depth video and a point-map video of the same size and length."""
 
@@ -91,8 +98,5 @@ class FileControls:
         self._depth, self._points = ForwardReader(depth_video), ForwardReader(point_map_video)
 
     def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        low, high = self.bounds
         depth = grey(self._depth.frames(start, stop))
-        normalised = (np.clip((depth - low) / (high - low), 0.0, 1.0) if high > low
-                      else np.zeros_like(depth))
-        return normalised.astype(np.float32), self._points.frames(start, stop)
+        return normalise_depth(depth, *self.bounds), self._points.frames(start, stop)

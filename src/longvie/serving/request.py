@@ -147,10 +147,10 @@ class ArrayDepthControls:
     the whole video (its p5 and p95 map to 0 and 1, near = 0), as the pipeline's controls are."""
 
     def __init__(self, depth: np.ndarray, points: np.ndarray) -> None:
+        from longvie.generation.files import normalise_depth
+
         low, high = np.percentile(depth, DEPTH_PERCENTILES)
-        scaled = (np.clip((depth - low) / (high - low), 0.0, 1.0) if high > low
-                  else np.zeros_like(depth))
-        self.depth, self.points = scaled.astype(np.float32), points
+        self.depth, self.points = normalise_depth(depth, low, high), points
         self.num_frames = len(points)
 
     def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:

@@ -92,11 +92,11 @@ class LongvieVideoModel(mlflow.pyfunc.PythonModel):
         if values["solver"] not in ("euler", "unipc"):
             raise RequestError("params.solver", f"must be 'euler' or 'unipc', got "
                                f"{values['solver']!r}")
-        for name in ("steps", "history_frames", "seed"):
-            if int(values[name]) != values[name] or int(values[name]) < (1 if name == "steps"
-                                                                          else 0):
-                raise RequestError(f"params.{name}", f"must be a whole number >= "
-                                   f"{1 if name == 'steps' else 0}, got {values[name]!r}")
+        for name, least in (("steps", 1), ("history_frames", 0), ("seed", 0)):
+            value = values[name]
+            if int(value) != value or value < least:
+                raise RequestError(f"params.{name}",
+                                   f"must be a whole number >= {least}, got {value!r}")
         return GenerationSettings(steps=int(values["steps"]), shift=float(values["shift"]),
                                   guidance=float(values["guidance"]),
                                   history_frames=int(values["history_frames"]),
