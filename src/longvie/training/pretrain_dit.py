@@ -4,8 +4,7 @@ The corpus clips are encoded once by the pretrained VAE (a cache keyed by the VA
 then the DiT learns by flow matching with the base's short-to-long phases (single frames as
 text-to-image, short clips, full clips; Loong's early-frame weights) and a warm-up + cosine
 learning rate. It is judged on held-out clips of the benchmark scenes: the flow-matching loss,
-and clips generated from their true first frame and caption with the pipeline's sampler, scored
-against the reference (sharpness ratio, PSNR, SSIM) over two noise seeds.
+and clips generated from their true first frame and caption (:mod:`pretrain_eval`).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import time
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -30,7 +28,6 @@ CODE = ("longvie.training.pretrain_dit", "longvie.training.base", "longvie.train
         "longvie.model.losses", "longvie.model.backbone", "longvie.model.text",
         "longvie.training.schedule", "longvie.training.corpus_clips")
 LATENT_CACHE = "latents.safetensors"
-SAMPLE_SEEDS = (0, 1)
 
 
 class PretrainDitModule(BaseModule):
@@ -113,75 +110,6 @@ def corpus_latents(config: LongvieConfig, vae_dir: Path, corpus_stamp: str,
     return LatentClips(latents, clips.captions)
 
 
-@torch.no_grad()
-def generate_heldout(transformer, text_encoder, vae, heldout: list[dict], config: LongvieConfig,
-                     seed: int) -> list[np.ndarray]:
-    """Each held-out clip generated from its true first frame and caption (uint8 frames)."""
-    from longvie.generation.long_video import to_frames
-    from longvie.generation.sampler import ClipInputs, sample_clip
-    from longvie.model.backbone import LatentCodec, latent_frames
-    from longvie.model.controller import LongVieTransformer
-
-    settings = config.pretrain
-    codec = LatentCodec(vae.eval())
-    model = LongVieTransformer(transformer, None).eval()
-    null_text = text_encoder.encode([""])
-    clip_frames = config.video.clip_frames
-    out = []
-    for item in heldout:
-        first = item["video"][:, 0].unsqueeze(0)
-        condition = codec.condition(first, clip_frames, config.model.condition_encoding)
-        inputs = ClipInputs(condition, text_encoder.encode([item["caption"]]), null_text)
-        shape = (1, condition.shape[1], latent_frames(clip_frames), *condition.shape[3:])
-        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-        clean = sample_clip(model, inputs, noise, settings.sample_steps, settings.sample_shift,
-                            settings.sample_guidance)
-        out.append(to_frames(codec.decode(clean)))
-    return out
-
-
-def clip_figures(generated: list[np.ndarray], references: list[np.ndarray]) -> dict:
-    """Mean sharpness ratio, PSNR and SSIM of generated clips against their references."""
-    from longvie.benchmark import metrics
-
-    sharp, psnr, ssim = [], [], []
-    for frames, reference in zip(generated, references, strict=True):
-        frame_psnr, frame_ssim = metrics.frame_quality(frames, reference)
-        psnr.append(float(np.minimum(frame_psnr, 100.0).mean()))
-        ssim.append(float(frame_ssim.mean()))
-        sharp.append(float((metrics.sharpness(frames)
-                            / np.maximum(metrics.sharpness(reference), 1e-6)).mean()))
-    return {"sharpness_ratio": float(np.mean(sharp)), "psnr_db": float(np.mean(psnr)),
-            "ssim": float(np.mean(ssim))}
-
-
-def generation_figures(transformer, text_encoder, vae, heldout: list[dict],
-                       config: LongvieConfig) -> tuple[dict, list[np.ndarray]]:
-    """Figures over :data:`SAMPLE_SEEDS` (mean, spread, per seed), and seed 0's clips; plus the
-    static baseline (the first frame held) for scale."""
-    from longvie.generation.long_video import to_frames
-
-    references = [to_frames(item["video"].unsqueeze(0)) for item in heldout]
-    per_seed, first = {}, None
-    for seed in SAMPLE_SEEDS:
-        clips = generate_heldout(transformer, text_encoder, vae, heldout, config, seed)
-        per_seed[seed] = clip_figures(clips, references)
-        first = clips if first is None else first
-    figures = {}
-    for key in ("sharpness_ratio", "psnr_db", "ssim"):
-        values = [per_seed[s][key] for s in SAMPLE_SEEDS]
-        figures[key] = round(float(np.mean(values)), 4)
-        figures[f"{key}_sd_over_seeds"] = round(float(np.std(values, ddof=1)), 4)
-        figures[f"{key}_per_seed"] = [round(v, 4) for v in values]
-    static = clip_figures([np.repeat(r[:1], len(r), axis=0) for r in references], references)
-    figures["static_first_frame"] = {k: round(v, 4) for k, v in static.items()}
-    figures["seeds"] = list(SAMPLE_SEEDS)
-    figures["sampler"] = {"steps": config.pretrain.sample_steps,
-                          "shift": config.pretrain.sample_shift,
-                          "guidance": config.pretrain.sample_guidance}
-    return figures, first
-
-
 def pretrain_dit(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
                  heldout: list[dict], vae_dir: Path, progress: bool = True,
                  log_mlflow: bool = True, tags: dict[str, str] | None = None) -> dict:
@@ -191,6 +119,7 @@ def pretrain_dit(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
 
     from longvie.model.backbone import LatentCodec, build_transformer
     from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
+    from longvie.training.pretrain_eval import generation_figures
     from longvie.training.latents import vae_fingerprint
     from longvie.training.trainer import (
         StepDataModule,
