@@ -85,7 +85,7 @@ def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = Tr
     for part in ("transformer", "text_encoder"):
         shutil.copytree(Path(dit["model"]) / part, staging / part)
     report = {
-        "command": command or "longvie pretrain " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "command": command or " ".join(["longvie pretrain", *map(shlex.quote, sys.argv[2:])]),
         "profile": config.profile_name,
         "corpus": {k: corpus[k] for k in ("version", "videos", "frames", "out_dir")},
         "vae": vae,
