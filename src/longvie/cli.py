@@ -16,6 +16,7 @@ from pathlib import Path
 
 from longvie.config import ConfigError, LongvieConfig, compose
 from longvie.errors import LongvieError
+from longvie.step_lock import locked_step
 
 
 def _synth(config: LongvieConfig) -> int:
@@ -86,6 +87,7 @@ def _pretrain(config: LongvieConfig) -> int:
 TRAIN_STAGES = ("base", "1", "2", "3")
 
 
+@locked_step(lambda call: f"train_{call.arguments['stage']}")
 def train_report(config: LongvieConfig, stage: str, progress: bool = True,
                  tags: dict[str, str] | None = None) -> dict:
     """Train ``stage`` (base, 1, 2 or 3) and return its report (``reports/train_<stage>.json``)."""

@@ -27,6 +27,7 @@ import numpy as np
 from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.step_lock import locked_step
 
 REPORT = "benchmark.json"
 PER_CLIP_PLOT = "benchmark_per_clip.png"
@@ -150,6 +151,7 @@ def _depth_model(config: LongvieConfig, skipped: dict[str, str]):
         return None
 
 
+@locked_step("benchmark")
 def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
                   tags: dict[str, str] | None = None) -> dict:
     """Generate and score every contender on every benchmark video; write the report."""

@@ -672,6 +672,9 @@ class OrchestrationConfig:
     # last 10 % of the logged losses below the first 10 %) only with at least this many losses;
     # finiteness always. A run of a few steps (the smoke profile) has no trend to judge.
     loss_trend_min_steps: int = 10
+    # Seconds a step waits for another run of the same step on the same root (its lock under
+    # <paths.models>/.locks) before refusing with the holder's pid, host and command.
+    step_lock_wait_s: float = 0.0
 
 
 @dataclass

@@ -20,6 +20,7 @@ from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 from longvie.plots import plot_losses
+from longvie.step_lock import locked_step
 
 REPORT_NAME = "depth_estimator.json"
 TRAINING_NAME = "training.json"
@@ -79,6 +80,7 @@ def training_frames(config: LongvieConfig, rows: list[dict]) -> tuple[np.ndarray
     return rgb_all, disparity_all
 
 
+@locked_step("depth_estimator")
 def train_depth_estimator(config: LongvieConfig, progress: bool = True, force: bool = False) -> dict:
     """Train (unless the saved model was trained on the same data and settings) and save."""
     from longvie.controls.depth_net import train_depth_net

@@ -18,6 +18,7 @@ from pathlib import Path
 from longvie.config import LongvieConfig
 from longvie.controls.accuracy import DepthStats, TrackingStats
 from longvie.controls.checks import check_source_controls
+from longvie.step_lock import locked_step
 from longvie.controls.extract import (
     SourcePlan,
     control_file,
@@ -64,6 +65,7 @@ def expected_frames(plan: SourcePlan) -> dict[str, int]:
     return {row["clip_id"]: int(row["num_frames"]) for row in plan.clips}
 
 
+@locked_step(lambda call: f"controls_{call.arguments['plan'].source_id}")
 def extract_checked(plan: SourcePlan, config: LongvieConfig, force: bool = False) -> dict:
     """One source (one Dagster partition): extract unless up to date, then check the output.
 
@@ -102,6 +104,7 @@ def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+@locked_step("controls")
 def extract_controls(config: LongvieConfig, progress: bool = True, force: bool = False) -> dict:
     """Every source of the clip table; writes the index and ``reports/controls.json``."""
     from tqdm import tqdm

@@ -24,6 +24,7 @@ from longvie.config.schema import LongvieConfig
 from longvie.curation.process import SegmentResult, SourceResult, curate_source, delete_clips
 from longvie.curation.sources import SourceFile, discover
 from longvie.errors import LongvieError
+from longvie.step_lock import locked_step
 from longvie.validation.clip_table import ValidationOutcome, validate_clip_table
 
 CLIPS_TABLE = "clips.parquet"
@@ -36,6 +37,7 @@ class CurationError(LongvieError):
     """Curation cannot run or its output failed validation; the message says which and why."""
 
 
+@locked_step("curate")
 def curate(config: LongvieConfig, progress: bool = True) -> dict:
     """Curate ``paths.raw`` into ``paths.curated``; returns the report also written as JSON."""
     started = time.perf_counter()

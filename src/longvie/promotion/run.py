@@ -11,8 +11,10 @@ from pathlib import Path
 
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.step_lock import locked_step
 
 
+@locked_step("promote")
 def promote_from_benchmark(config: LongvieConfig) -> dict:
     from longvie.benchmark.run import REPORT
     from longvie.promotion.registry_aliases import promote

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from longvie.atomic import replace_directory
 from longvie.config.schema import LongvieConfig, SynthConfig
 from longvie.errors import LongvieError
+from longvie.step_lock import locked_step
 from longvie.synth.render import SPLITS, render_video, video_frames
 from longvie.synth.writer import write_video
 
@@ -162,6 +163,7 @@ def _output_folder(cfg: LongvieConfig) -> Path:
     return Path(cfg.paths.raw) / sub
 
 
+@locked_step("synth")
 def render_dataset(cfg: LongvieConfig) -> dict:
     """Render (or verify and reuse) the synthetic set; returns a small report.
 

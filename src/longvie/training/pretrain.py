@@ -26,6 +26,7 @@ from pathlib import Path
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
+from longvie.step_lock import locked_step
 from longvie.training.sampling import phases_from, total_steps
 
 CORPUS_DVC_FILE = "pretrain.dvc"
@@ -50,6 +51,7 @@ def render_and_record_corpus(config: LongvieConfig, progress: bool = True) -> di
     return report
 
 
+@locked_step("pretrain")
 def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
              tags: dict[str, str] | None = None, command: str | None = None) -> dict:
     """Corpus, VAE, DiT, the shipped folder and ``reports/pretrain.json``."""

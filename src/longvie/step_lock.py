@@ -1,0 +1,123 @@
+"""One writer per step and project root: a lock file that names its holder.
+
+Two ``longvie curate`` on one root used to share one staging folder and delete each other's
+output. Every step that writes shared state (synth, curate, depth-estimator, controls, each
+training stage, benchmark, promote, pretrain) now holds ``<paths.models>/.locks/<step>.lock``
+while it runs; a second run of the same step waits ``orchestration.step_lock_wait_s`` and then
+refuses with a message naming the holder (pid, host, since when, its command).
+
+The lock itself is an OS file lock (``filelock``, ``fcntl`` on Linux): the kernel drops it when
+its process dies, so a killed run never blocks the next one. The holder record beside it
+(``<step>.holder.json``) only feeds the message; a record whose process is gone is called stale.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from longvie.config import LongvieConfig
+from longvie.errors import LongvieError
+
+LOCKS_DIR = ".locks"
+F = TypeVar("F", bound=Callable)
+
+
+class StepBusyError(LongvieError):
+    """Another run of the same step holds the root's lock."""
+
+
+def lock_paths(config: LongvieConfig, step: str) -> tuple[Path, Path]:
+    folder = Path(config.paths.models) / LOCKS_DIR
+    name = step.replace("/", "_").replace(":", "_")
+    return folder / f"{name}.lock", folder / f"{name}.holder.json"
+
+
+def describe_holder(record: Path) -> str:
+    """Who holds the lock, from its holder record (or why that is unknown)."""
+    try:
+        holder = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return "a process that has not written its holder record yet"
+    text = (f"pid {holder.get('pid')} on {holder.get('host')} since "
+            f"{holder.get('since')} ({holder.get('command')})")
+    if holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", 0))):
+        text += " [stale record: that process is gone]"
+    return text
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def step_lock(config: LongvieConfig, step: str) -> Iterator[Path]:
+    """Hold the root's lock for ``step`` (re-entrant within one process)."""
+    from filelock import FileLock, Timeout
+
+    lock_file, record = lock_paths(config, step)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_file), timeout=config.orchestration.step_lock_wait_s,
+                    is_singleton=True)
+    try:
+        lock.acquire()
+    except Timeout as error:
+        raise StepBusyError(
+            f"{step} is already running on {Path(config.paths.root).resolve()}: held by "
+            f"{describe_holder(record)}; wait for it to end, or raise "
+            f"orchestration.step_lock_wait_s (now {config.orchestration.step_lock_wait_s:g} s) "
+            "to queue behind it") from error
+    outermost = lock.lock_counter == 1
+    try:
+        if outermost:
+            record.write_text(json.dumps({
+                "pid": os.getpid(), "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": " ".join(sys.argv) or sys.executable,
+            }) + "\n")
+        yield lock_file
+    finally:
+        if outermost:
+            record.unlink(missing_ok=True)
+        lock.release()
+
+
+def locked_step(step: str | Callable[[inspect.BoundArguments], str]) -> Callable[[F], F]:
+    """Run the decorated function under :func:`step_lock`. ``step`` is the lock's name, or a
+    function of the call's bound arguments (``lambda call: f"train_{call.arguments['stage']}"``).
+    The config is the call's first :class:`LongvieConfig` argument."""
+
+    def decorate(function: F) -> F:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            call = signature.bind(*args, **kwargs)
+            config = next((value for value in call.arguments.values()
+                           if isinstance(value, LongvieConfig)), None)
+            if config is None:
+                raise TypeError(f"{function.__qualname__} takes no LongvieConfig to lock by")
+            name = step if isinstance(step, str) else step(call)
+            with step_lock(config, name):
+                return function(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return decorate
