@@ -90,6 +90,24 @@ def test_a_second_run_with_the_same_inputs_reuses_the_report(project, monkeypatc
     assert again["up_to_date"] and again["models"] == first["models"]
 
 
+def test_files_a_killed_run_left_beside_the_report_are_rewritten_not_trusted(project):
+    """A run killed after it rewrote its plots left them beside the older report; the next run
+    with the report's inputs must not vouch for them."""
+    import hashlib
+
+    from longvie.benchmark import run
+
+    config = smoke(project, "benchmark.candidate=1", f"paths.reports={project}/leftovers")
+    first = run.run_benchmark(config, progress=False, log_mlflow=False)
+    plot = Path(first["pictures"][0])
+    assert str(plot) in first["artifacts"] and str(plot.with_suffix(".csv")) in first["artifacts"]
+    plot.write_bytes(b"a half-written picture from a killed run")
+    again = run.run_benchmark(config, progress=False, log_mlflow=False)
+    assert not again.get("up_to_date")
+    assert hashlib.md5(plot.read_bytes()).hexdigest() == again["artifacts"][str(plot)]
+    assert run.run_benchmark(config, progress=False, log_mlflow=False)["up_to_date"]
+
+
 def test_the_gate_figures_are_means_over_sampler_seeds_with_their_spread(project):
     from longvie.benchmark.run import run_benchmark
     from longvie.benchmark.scoring import QUALITY_METRICS

@@ -103,3 +103,34 @@ def test_two_curates_started_together_keep_the_curated_data(smoke_config, tmp_pa
         if code == 1:
             assert "curate is already running" in stderr and "pid " in stderr
     assert (tmp_path / "data" / "curated" / "clips.parquet").is_file()
+
+
+def test_an_mlflow_run_of_a_killed_step_ends_failed_when_the_step_runs_again(smoke_config,
+                                                                             tmp_path):
+    from mlflow import MlflowClient
+
+    from longvie.tracking import mlflow_run, tracking_uri
+
+    code = textwrap.dedent(f"""
+        import time
+        from longvie.config import compose
+        from longvie.tracking import mlflow_run
+        config = compose(["profile=smoke", "paths.root={tmp_path}"])
+        with mlflow_run(config, "benchmark", {{"longvie.step": "benchmark"}}) as run:
+            print(run.info.run_id, flush=True)
+            time.sleep(60)
+    """)
+    killed = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=REPO)
+    run_id = killed.stdout.readline().strip()
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    config = smoke_config()
+    client = MlflowClient(tracking_uri(config))
+    assert client.get_run(run_id).info.status == "RUNNING"  # what a SIGKILL leaves
+    with mlflow_run(config, "controls", {"longvie.step": "controls"}):
+        pass
+    assert client.get_run(run_id).info.status == "RUNNING"  # another step's run is not touched
+    with mlflow_run(config, "benchmark", {"longvie.step": "benchmark"}):
+        pass
+    assert client.get_run(run_id).info.status == "FAILED"

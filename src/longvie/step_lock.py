@@ -50,12 +50,13 @@ def describe_holder(record: Path) -> str:
         return "a process that has not written its holder record yet"
     text = (f"pid {holder.get('pid')} on {holder.get('host')} since "
             f"{holder.get('since')} ({holder.get('command')})")
-    if holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", 0))):
+    if holder.get("host") == socket.gethostname() and not process_alive(int(holder.get("pid", 0))):
         text += " [stale record: that process is gone]"
     return text
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host has ``pid`` (0 or less: no process)."""
     if pid <= 0:
         return False
     try:

@@ -7,6 +7,7 @@ whatever the caller adds (Dagster run id, asset key, partition).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +44,37 @@ def standard_tags(config: LongvieConfig) -> dict[str, str]:
     }
 
 
+def owner_tags() -> dict[str, str]:
+    """Which process runs an MLflow run: a later run of the same step ends it as FAILED once
+    that process is gone (:func:`fail_orphaned_runs`)."""
+    return {"longvie.host": socket.gethostname(), "longvie.pid": str(os.getpid())}
+
+
+def fail_orphaned_runs(config: LongvieConfig, step: str) -> list[str]:
+    """End as FAILED the RUNNING runs of ``step`` (tag ``longvie.step``) that a process on this
+    host started and that is gone: a SIGKILL leaves no chance to end a run, and MLflow would
+    show it RUNNING for good. Returns the run ids ended."""
+    from mlflow import MlflowClient
+
+    from longvie.step_lock import process_alive
+
+    client = MlflowClient(tracking_uri(config))
+    experiment = client.get_experiment_by_name(config.mlflow.experiment)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string=f"attributes.status = 'RUNNING' and "
+                                            f"tags.`longvie.step` = '{step}'")
+    ended = []
+    for run in runs:
+        tags = run.data.tags
+        pid = int(tags.get("longvie.pid", "0") or 0)
+        if tags.get("longvie.host") == socket.gethostname() and not process_alive(pid):
+            client.set_terminated(run.info.run_id, "FAILED")
+            ended.append(run.info.run_id)
+    return ended
+
+
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested config -> {"a.b.c": "value"} (MLflow params are flat strings)."""
     flat: dict[str, str] = {}
@@ -75,7 +107,10 @@ def mlflow_run(
 
     ensure_experiment(config)
     mlflow.set_experiment(config.mlflow.experiment)
-    with mlflow.start_run(run_name=run_name, tags={**standard_tags(config), **(tags or {})}) as run:
+    tags = {**standard_tags(config), **owner_tags(), **(tags or {})}
+    if "longvie.step" in tags:
+        fail_orphaned_runs(config, tags["longvie.step"])
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
         yield run
 
 

@@ -162,7 +162,7 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     stamp = _stamp(config, entries, sources, champion)
     if report_path.is_file():
         previous = json.loads(report_path.read_text())
-        if previous.get("stamp") == stamp:
+        if previous.get("stamp") == stamp and artifacts_intact(previous):
             return {**previous, "up_to_date": True}
 
     from longvie.benchmark.features import feature_metrics
@@ -225,6 +225,9 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
         "skipped": skipped,
         "pictures": [str(p) for p in pictures["plots"]],
         "side_by_side": [str(p) for p in pictures["videos"]],
+        # What the report vouches for: a killed run may leave newer files beside an older report;
+        # they are rewritten unless their digests are these.
+        "artifacts": artifact_digests(pictures),
         "stamp": stamp,
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -232,6 +235,25 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
         report["mlflow_run_id"] = _log_run(config, report, pictures, tags)
     write_json_atomically(report_path, report)
     return report
+
+
+def artifact_digests(pictures: dict[str, list[Path]]) -> dict[str, str]:
+    """md5 of every file the benchmark wrote beside its report (plots, their CSVs, videos)."""
+    paths = [*pictures["plots"], *pictures["videos"]]
+    paths += [p.with_suffix(".csv") for p in pictures["plots"] if p.with_suffix(".csv").is_file()]
+    return {str(path): hashlib.md5(path.read_bytes()).hexdigest() for path in paths}
+
+
+def artifacts_intact(report: dict) -> bool:
+    """Whether every file the report vouches for is there with the bytes it recorded."""
+    recorded = report.get("artifacts")
+    if not recorded:
+        return False
+    for name, digest in recorded.items():
+        path = Path(name)
+        if not path.is_file() or hashlib.md5(path.read_bytes()).hexdigest() != digest:
+            return False
+    return True
 
 
 def load_model(config: LongvieConfig, folder: Path):

@@ -134,7 +134,7 @@ def mlflow_logger(config: LongvieConfig, run_name: str,
     """
     from lightning.pytorch.loggers import MLFlowLogger
 
-    from longvie.tracking import ensure_experiment, standard_tags, tracking_uri
+    from longvie.tracking import ensure_experiment, owner_tags, standard_tags, tracking_uri
 
     ensure_experiment(config)
     run_id = None
@@ -145,7 +145,7 @@ def mlflow_logger(config: LongvieConfig, run_name: str,
         experiment_name=config.mlflow.experiment,
         run_name=run_name,
         tracking_uri=tracking_uri(config),
-        tags={**standard_tags(config), **(extra_tags or {})},
+        tags={**standard_tags(config), **owner_tags(), **(extra_tags or {})},
         run_id=run_id,
     )
     if id_file is not None:
