@@ -421,3 +421,39 @@ def test_two_concurrent_promotions_leave_one_consistent_champion(registry):
     assert read_report(config)["candidate_version"] == winner
     assert promotion_tags(config, client, winner)["longvie.promotion.decision"] == "champion"
     assert promotion_tags(config, client, loser) == {}
+
+
+def test_a_report_that_cannot_be_written_puts_the_registry_back(registry, monkeypatch):
+    """A full disk at the commit point: no alias or tag may describe an unrecorded decision."""
+    from longvie.promotion import registry_aliases
+
+    config, client, new_version = registry
+    first, second = new_version(), new_version()
+    promote(config, first, table(CHAMPION), benchmarked_champion=None)
+    before = (aliases(config, client), promotion_tags(config, client, first),
+              promotion_tags(config, client, second), read_report(config))
+
+    def full_disk(path, payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(registry_aliases, "write_json_atomically", full_disk)
+    with pytest.raises(LongvieError, match="No space left on device.*put back"):
+        promote(config, second, table(WINNER, CHAMPION), benchmarked_champion=first)
+    after = (aliases(config, client), promotion_tags(config, client, first),
+             promotion_tags(config, client, second), read_report(config))
+    assert after == before
+
+
+def test_an_unwritable_reports_folder_is_refused_before_the_registry_is_touched(registry):
+    from longvie.preflight import OutputNotWritableError
+    from longvie.promotion.run import promote_from_benchmark
+
+    config, client, new_version = registry
+    first = new_version()
+    reports = Path(config.paths.reports)
+    reports.parent.mkdir(parents=True, exist_ok=True)
+    reports.write_text("a file where the reports folder should be\n")
+    with pytest.raises(OutputNotWritableError, match=f"promote: cannot write to {reports}"):
+        promote_from_benchmark(config)
+    assert aliases(config, client) == {}
+    assert promotion_tags(config, client, first) == {}

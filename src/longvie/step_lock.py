@@ -74,7 +74,11 @@ def step_lock(config: LongvieConfig, step: str) -> Iterator[Path]:
     from filelock import FileLock, Timeout
 
     lock_file, record = lock_paths(config, step)
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LongvieError(f"{step}: cannot create the lock folder {lock_file.parent} "
+                           f"({error.strerror or error})") from error
     lock = FileLock(str(lock_file), timeout=config.orchestration.step_lock_wait_s,
                     is_singleton=True)
     try:
@@ -100,10 +104,14 @@ def step_lock(config: LongvieConfig, step: str) -> Iterator[Path]:
         lock.release()
 
 
-def locked_step(step: str | Callable[[inspect.BoundArguments], str]) -> Callable[[F], F]:
-    """Run the decorated function under :func:`step_lock`. ``step`` is the lock's name, or a
-    function of the call's bound arguments (``lambda call: f"train_{call.arguments['stage']}"``).
-    The config is the call's first :class:`LongvieConfig` argument."""
+def locked_step(step: str | Callable[[inspect.BoundArguments], str],
+                writes: Callable[[LongvieConfig], list[str]] | None = None
+                ) -> Callable[[F], F]:
+    """Run the decorated function under :func:`step_lock`, after checking that the folders
+    ``writes(config)`` names can be written (:func:`longvie.preflight.require_writable`).
+    ``step`` is the lock's name, or a function of the call's bound arguments
+    (``lambda call: f"train_{call.arguments['stage']}"``). The config is the call's first
+    :class:`LongvieConfig` argument."""
 
     def decorate(function: F) -> F:
         signature = inspect.signature(function)
@@ -116,6 +124,10 @@ def locked_step(step: str | Callable[[inspect.BoundArguments], str]) -> Callable
             if config is None:
                 raise TypeError(f"{function.__qualname__} takes no LongvieConfig to lock by")
             name = step if isinstance(step, str) else step(call)
+            if writes is not None:
+                from longvie.preflight import require_writable
+
+                require_writable(name, writes(config), config.orchestration.min_free_mb)
             with step_lock(config, name):
                 return function(*args, **kwargs)
 

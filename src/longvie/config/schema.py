@@ -675,6 +675,8 @@ class OrchestrationConfig:
     # Seconds a step waits for another run of the same step on the same root (its lock under
     # <paths.models>/.locks) before refusing with the holder's pid, host and command.
     step_lock_wait_s: float = 0.0
+    # Free space every step needs on its output folders' file systems before it starts.
+    min_free_mb: float = 200.0
 
 
 @dataclass

@@ -80,7 +80,7 @@ def training_frames(config: LongvieConfig, rows: list[dict]) -> tuple[np.ndarray
     return rgb_all, disparity_all
 
 
-@locked_step("depth_estimator")
+@locked_step("depth_estimator", writes=lambda c: [c.paths.models, c.paths.reports])
 def train_depth_estimator(config: LongvieConfig, progress: bool = True, force: bool = False) -> dict:
     """Train (unless the saved model was trained on the same data and settings) and save."""
     from longvie.controls.depth_net import train_depth_net

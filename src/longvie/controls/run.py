@@ -104,7 +104,7 @@ def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-@locked_step("controls")
+@locked_step("controls", writes=lambda c: [c.paths.controls, c.paths.reports])
 def extract_controls(config: LongvieConfig, progress: bool = True, force: bool = False) -> dict:
     """Every source of the clip table; writes the index and ``reports/controls.json``."""
     from tqdm import tqdm

@@ -37,7 +37,7 @@ class CurationError(LongvieError):
     """Curation cannot run or its output failed validation; the message says which and why."""
 
 
-@locked_step("curate")
+@locked_step("curate", writes=lambda c: [str(Path(c.paths.curated).parent), c.paths.reports])
 def curate(config: LongvieConfig, progress: bool = True) -> dict:
     """Curate ``paths.raw`` into ``paths.curated``; returns the report also written as JSON."""
     started = time.perf_counter()

@@ -11,7 +11,9 @@ otherwise: (1) drop the ``challenger`` alias if it is on a candidate about to be
 (2) the candidate's ``longvie.promotion.*`` tags, (3) the alias of the decision, (4) the
 ``superseded_by`` tag of the replaced champion, (5) ``reports/promotion.json``. A crash after
 (2) leaves tags that no alias contradicts yet; the report, written last, only ever describes a
-decision the registry already holds. Rerunning the promotion repairs any of these states.
+decision the registry already holds. Rerunning the promotion repairs any of these states. When
+the report cannot be written (a full disk; an unwritable folder is refused before the lock by
+the step's preflight) the aliases and tags are put back as they were.
 """
 
 from __future__ import annotations
@@ -97,12 +99,59 @@ def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsT
                 f"{_version_text(champion)})")
         if champion == candidate:
             report = _already_champion(client, name, candidate, models_table, config)
-        else:
+            report["benchmark_stamp"] = benchmark_stamp
+            write_json_atomically(Path(config.paths.reports) / REPORT_NAME, report)
+            return report
+        before = RegistryState.read(client, name, [candidate, champion])
+        try:
             report = _apply(client, name, candidate, champion, models_table, config,
                             benchmark_stamp, per_seed)
-        report["benchmark_stamp"] = benchmark_stamp
-        write_json_atomically(Path(config.paths.reports) / REPORT_NAME, report)
+            report["benchmark_stamp"] = benchmark_stamp
+            write_json_atomically(Path(config.paths.reports) / REPORT_NAME, report)
+        except BaseException as error:
+            # The registry must not hold a decision its report does not: put it back.
+            before.restore(client, name)
+            if isinstance(error, OSError):
+                raise LongvieError(
+                    f"could not write {Path(config.paths.reports) / REPORT_NAME} "
+                    f"({error.strerror or error}); the registry's aliases and tags were put "
+                    "back as they were") from error
+            raise
     return report
+
+
+@dataclasses.dataclass
+class RegistryState:
+    """The aliases of the registered model and the promotion tags of some versions, to put
+    back when a promotion cannot finish."""
+
+    aliases: dict[str, int]
+    tags: dict[int, dict[str, str]]
+
+    @classmethod
+    def read(cls, client, name: str, versions: list[int | None]) -> RegistryState:
+        try:
+            held = client.get_registered_model(name).aliases
+        except Exception:  # noqa: BLE001 - a model with no version yet has no aliases
+            held = {}
+        tags = {v: {k: t for k, t in client.get_model_version(name, str(v)).tags.items()
+                    if k.startswith(TAG)} for v in versions if v is not None}
+        return cls({alias: int(v) for alias, v in held.items()}, tags)
+
+    def restore(self, client, name: str) -> None:
+        now = client.get_registered_model(name).aliases
+        for alias in set(now) - set(self.aliases):
+            client.delete_registered_model_alias(name, alias)
+        for alias, version in self.aliases.items():
+            if int(now.get(alias, -1)) != version:
+                client.set_registered_model_alias(name, alias, version)
+        for version, tags in self.tags.items():
+            current = client.get_model_version(name, str(version)).tags
+            for key in [k for k in current if k.startswith(TAG) and k not in tags]:
+                client.delete_model_version_tag(name, str(version), key)
+            for key, value in tags.items():
+                if current.get(key) != value:
+                    client.set_model_version_tag(name, str(version), key, value)
 
 
 def _apply(client, name: str, candidate: int, champion: int | None, models: ModelsTable,

@@ -163,7 +163,7 @@ def _output_folder(cfg: LongvieConfig) -> Path:
     return Path(cfg.paths.raw) / sub
 
 
-@locked_step("synth")
+@locked_step("synth", writes=lambda c: [c.paths.raw])
 def render_dataset(cfg: LongvieConfig) -> dict:
     """Render (or verify and reuse) the synthetic set; returns a small report.
 

@@ -51,7 +51,8 @@ def render_and_record_corpus(config: LongvieConfig, progress: bool = True) -> di
     return report
 
 
-@locked_step("pretrain")
+@locked_step("pretrain", writes=lambda c: [c.paths.pretrain, c.paths.models, c.paths.reports,
+                                           str(Path(c.pretrain.output).parent)])
 def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
              tags: dict[str, str] | None = None, command: str | None = None) -> dict:
     """Corpus, VAE, DiT, the shipped folder and ``reports/pretrain.json``."""
