@@ -51,11 +51,13 @@ def test_bad_overrides_fail_naming_the_key(override, named):
 
 
 def test_the_transformer_channels_must_match_the_vaes_latent_channels():
-    wider = ["model.vae.z_dim=32", "model.transformer.in_channels=68",
-             "model.transformer.out_channels=32"]
-    assert compose(wider).model.transformer.in_channels == 68
-    with pytest.raises(ConfigError, match="in_channels=68 and out_channels=32"):
-        compose(["model.vae.z_dim=32"])
+    # tiny's base has 32 latent channels (in 68 = 2 x 32 + 4); Wan 2.1's layout has 16.
+    assert compose([]).model.transformer.in_channels == 68
+    wan21 = ["model.vae.z_dim=16", "model.transformer.in_channels=36",
+             "model.transformer.out_channels=16"]
+    assert compose(wan21).model.transformer.in_channels == 36
+    with pytest.raises(ConfigError, match="in_channels=36 and out_channels=16"):
+        compose(["model.vae.z_dim=16"])
 
 
 def test_the_cli_rejects_a_bad_override_before_any_work(tmp_path):

@@ -106,10 +106,16 @@ def test_two_curates_started_together_keep_the_curated_data(smoke_config, tmp_pa
 
 
 def test_an_mlflow_run_of_a_killed_step_ends_failed_when_the_step_runs_again(smoke_config,
-                                                                             tmp_path):
+                                                                             tmp_path,
+                                                                             monkeypatch):
     from mlflow import MlflowClient
 
+    import longvie.tracking as tracking
     from longvie.tracking import mlflow_run, tracking_uri
+
+    # Both processes on this root's store (mlflow sets MLFLOW_TRACKING_URI in-process).
+    monkeypatch.setattr(tracking, "USER_TRACKING_URI", None)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     code = textwrap.dedent(f"""
         import time
