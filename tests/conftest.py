@@ -15,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 # Real videos no one here made: Debian's opencv-doc package (`make test-assets` installs it).
 OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
+# An H.264 MP4 with B-frames whose decoder returns frames out of presentation order.
+OPENCV_BOX_MP4 = Path("/usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz")
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def smoke_config(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def opencv_samples() -> Path:
-    if not (OPENCV_SAMPLES / "vtest.avi").is_file():
+    if not (OPENCV_SAMPLES / "vtest.avi").is_file() or not OPENCV_BOX_MP4.is_file():
         pytest.fail(f"sample videos missing in {OPENCV_SAMPLES}: run `make test-assets`")
     return OPENCV_SAMPLES
 

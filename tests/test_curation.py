@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -16,8 +17,9 @@ import pytest
 
 from longvie.curation import CurationError, curate
 from longvie.curation.frames import NearestTimeResampler, crop_box
-from longvie.video.io import read_video
-from tests.videos import moving_texture, write
+from longvie.video.io import VideoReadError, iter_frames, presentation_order, read_video
+from tests.conftest import OPENCV_BOX_MP4
+from tests.videos import moving_texture, write, write_in_decode_order
 
 # Smoke profile: clips of 9 frames at 8 fps, 32x32; a good test video is 96x64 at 12 fps, 3 s.
 GOOD = dict(frames=36, height=64, width=96)
@@ -181,11 +183,15 @@ def test_real_videos_from_opencv_doc(smoke_config, opencv_samples):
     raw.mkdir(parents=True)
     for name in ("vtest.avi", "Megamind.avi", "tree.avi"):
         shutil.copy(opencv_samples / name, raw / name)
+    # An MP4 whose decoder returns frames in decode order (once rejected as "bad timestamps").
+    with gzip.open(OPENCV_BOX_MP4) as packed, (raw / "box.mp4").open("wb") as unpacked:
+        shutil.copyfileobj(packed, unpacked)
 
     report = curate(config, progress=False)
 
     clips = pd.read_parquet(Path(config.paths.curated) / "clips.parquet")
     per_source = clips.groupby("source_path")
+    assert per_source.size()["box.mp4"] >= 6  # 15.2 s at 8 fps: 121 frames, 7 clips of 17
     assert per_source.size()["vtest.avi"] >= 30  # 79.5 s at 8 fps, clips of 17 with stride 16
     assert clips.loc[clips.source_path == "Megamind.avi", "segment_index"].nunique() >= 2
     assert rejected_by_path(config)["tree.avi"] == ["truncated: decoded 68 of 444 declared frames"]
@@ -194,6 +200,39 @@ def test_real_videos_from_opencv_doc(smoke_config, opencv_samples):
     assert (vtest.crop_x, vtest.crop_y) == (10, 0)  # 768x576 -> 85x64, centre 64 columns
     assert report["seconds"] > 0
     assert json.loads((Path(config.paths.reports) / "curation.json").read_text())["clips"] == len(clips)
+
+
+def test_a_video_whose_decoder_returns_frames_out_of_order_is_curated_in_presentation_order(
+    smoke_config,
+):
+    """B-frames in a stream that declares no reorder delay: the decoder hands frames out in
+    decode order (0, 2, 1, 3, ...); they are shown, and must be curated, in time order."""
+    config = smoke_config()
+    raw = Path(config.paths.raw)
+    frames = moving_texture(48, 72, 96, seed=5, speed=3)
+    order = [i for group in range(0, 48, 4) for i in (group, group + 2, group + 1, group + 3)]
+    path = write_in_decode_order(raw / "reordered.mp4", frames, fps=12, order=order)
+
+    decoded = list(iter_frames(path))
+
+    times = [seconds for seconds, _ in decoded]
+    assert times == sorted(times) and len(times) == 48
+    # Each decoded picture is closest to the original frame of its own position.
+    nearest = [int(np.argmin([np.abs(rgb.astype(int) - f).mean() for f in frames]))
+               for _, rgb in decoded]
+    assert nearest == list(range(48))
+    report = curate(config, progress=False)
+    assert report["videos_curated"] == 1, report["rejected"]
+
+
+def test_presentation_times_that_are_no_consistent_set_are_rejected_with_the_reason():
+    in_window = [(t, f"frame {t}") for t in (0.0, 0.2, 0.1, 0.3)]
+    assert [t for t, _ in presentation_order(in_window)] == [0.0, 0.1, 0.2, 0.3]
+    with pytest.raises(VideoReadError, match="two frames share the presentation time 0.100 s"):
+        list(presentation_order([(0.0, 0), (0.1, 1), (0.1, 2), (0.2, 3)]))
+    late = [(0.1 * t, t) for t in range(1, 20)] + [(0.0, 0)]
+    with pytest.raises(VideoReadError, match="out of order beyond any decoder's reorder delay"):
+        list(presentation_order(late, window=16))
 
 
 def test_hidden_folders_such_as_a_render_in_progress_are_not_curated(smoke_config):

@@ -43,3 +43,33 @@ def write(path: Path, frames: np.ndarray, fps: float = 12, times: list[float] | 
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def write_in_decode_order(path: Path, frames: np.ndarray, fps: float, order: list[int]) -> Path:
+    """An MP4 whose decoder hands frames out in ``order`` with their true presentation times.
+
+    Every frame is coded alone (intra MPEG-4 Part 2, no reorder delay declared), and packet i
+    carries frame ``order[i]``, the way a stream with B-frames but no declared delay decodes
+    (opencv-doc's ``box.mp4``). Decode times are ``i - 1`` so no frame is shown before decoded.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = 1
+        stream.codec_context.max_b_frames = 0
+        stream.codec_context.qscale = 2
+        packets = {}
+        for index, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                packets[packet.pts] = packet
+        for packet in stream.encode():
+            packets[packet.pts] = packet
+        for decode_index, index in enumerate(order):
+            packet = packets[index]
+            packet.pts, packet.dts, packet.stream = index, decode_index - 1, stream
+            container.mux(packet)
+    return path

@@ -7,7 +7,8 @@ frames to H.264 so memory does not grow with the length of a video.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +21,12 @@ import numpy as np
 IMAGE_FORMATS = frozenset(
     {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe", "apng"}
 )
+
+
+# Most frames a decoder may hand out ahead of an earlier-presented one: H.264's largest picture
+# reorder delay (FFmpeg's MAX_DELAYED_PIC_COUNT), the depth a stream without a declared delay
+# can still be out of order by.
+REORDER_WINDOW = 16
 
 
 class VideoReadError(RuntimeError):
@@ -91,7 +98,9 @@ def iter_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(seconds, rgb uint8 HxWx3)`` for every decodable frame, in presentation order.
 
     Seconds are the stream's own presentation times (the first frame need not be at 0), the
-    time base PySceneDetect reports its cuts in.
+    time base PySceneDetect reports its cuts in. A decoder that returns frames in decode order
+    (B-frames in a stream that declares no reorder delay, as opencv-doc's ``box.mp4``) is put
+    back in presentation order, as FFmpeg's players do; see :func:`presentation_order`.
 
     A decode failure part-way raises :class:`VideoReadError` naming the frame it stopped at, so a
     truncated or corrupt file is reported instead of silently yielding a shorter video.
@@ -105,23 +114,67 @@ def iter_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
             # AVI is constant-rate by design and its pts are unreliable (packed B-frames repeat
             # them), so frames are timed by index there.
             by_index = container.format.name == "avi" and rate is not None
-            for frame in container.decode(stream):
-                if by_index:
-                    seconds = index / rate
-                elif frame.pts is not None and frame.time_base is not None:
-                    seconds = float(frame.pts * frame.time_base)
-                elif rate:
-                    seconds = index / rate
-                else:
-                    raise VideoReadError("frames carry no timestamps and the stream no frame rate")
+
+            def timed() -> Iterator[tuple[float, av.VideoFrame]]:
+                nonlocal index
+                for frame in container.decode(stream):
+                    if by_index:
+                        seconds = index / rate
+                    elif frame.pts is not None and frame.time_base is not None:
+                        seconds = float(frame.pts * frame.time_base)
+                    elif rate:
+                        seconds = index / rate
+                    else:
+                        raise VideoReadError(
+                            "frames carry no timestamps and the stream no frame rate")
+                    index += 1
+                    yield seconds, frame
+
+            for seconds, frame in presentation_order(timed()):
                 yield seconds, frame.to_ndarray(format="rgb24")
-                index += 1
     except VideoReadError:
         raise
     except (av.FFmpegError, OSError, ValueError) as error:
         raise VideoReadError(
             f"corrupt or truncated: decoding failed after {index} frames ({_ffmpeg_reason(error)})"
         ) from error
+
+
+def presentation_order(frames: Iterable[tuple[float, object]],
+                       window: int = REORDER_WINDOW) -> Iterator[tuple[float, object]]:
+    """``(seconds, frame)`` pairs sorted by time, through a buffer of ``window`` frames.
+
+    Raises :class:`VideoReadError` when the times are not a consistent set: a time that repeats,
+    or a frame that arrives after more than ``window`` later-presented ones (no reorder delay a
+    decoder can have explains it, so the times are wrong, not the order).
+    """
+    buffer: list[tuple[float, int, object]] = []
+    last: float | None = None
+    for arrival, (seconds, frame) in enumerate(frames):
+        if last is not None and seconds <= last:
+            raise VideoReadError(_disorder(seconds, last, window))
+        heapq.heappush(buffer, (seconds, arrival, frame))
+        if len(buffer) > window:
+            last, _, earliest = heapq.heappop(buffer)
+            _check_repeat(last, buffer)
+            yield last, earliest
+    while buffer:
+        last, _, earliest = heapq.heappop(buffer)
+        _check_repeat(last, buffer)
+        yield last, earliest
+
+
+def _check_repeat(seconds: float, buffer: list[tuple[float, int, object]]) -> None:
+    if buffer and buffer[0][0] == seconds:
+        raise VideoReadError(
+            f"bad timestamps: two frames share the presentation time {seconds:.3f} s")
+
+
+def _disorder(seconds: float, last: float, window: int) -> str:
+    if seconds == last:
+        return f"bad timestamps: two frames share the presentation time {seconds:.3f} s"
+    return (f"bad timestamps: a frame at {seconds:.3f} s arrives after the one at {last:.3f} s "
+            f"and more than {window} others, out of order beyond any decoder's reorder delay")
 
 
 def read_video(path: Path) -> tuple[np.ndarray, float]:
