@@ -7,7 +7,8 @@ a new md5 for ``data/raw``, and spends compute only where the data changed.
 Why the sensor is a state machine and not one run: Dagster cannot put the partitioned
 ``control_signals`` (one partition per source video) and the unpartitioned assets in one run.
 So each tick looks at the instance (event log, dynamic partitions, runs) and asks one run of the
-next step; the cursor holds the last md5 whose retraining has been requested. The jobs are
+next step; the cursor holds the last md5 whose retraining succeeded (a failed training is asked
+again on the next tick). The jobs are
 passed in (they are defined next to the assets in ``orchestration/definitions.py``, which
 imports this module, so importing them here would be circular).
 
@@ -27,7 +28,7 @@ import dagster as dg
 
 from orchestration.assets.controls import control_signals
 from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_videos
-from orchestration.partitions import source_videos
+from orchestration.partitions import CLIPS_DIGEST, SOURCE_DIGESTS, source_videos
 from orchestration.resources import LongvieConfigResource
 
 # Monday 03:00 UTC: after a weekend of data drops, before anyone looks at the benchmark.
@@ -143,12 +144,15 @@ class _Retraining:
     controls: str
     training: str
 
-    def request(self, job: str, step_key: str, partition_key: str | None = None) -> dg.RunRequest:
+    def request(self, job: str, step_key: str, partition_key: str | None = None,
+                attempt: str = "") -> dg.RunRequest:
         # The run key makes asking twice harmless: the daemon launches each key once per sensor.
+        # ``attempt`` (a clips digest, a retry number) makes a deliberate second ask a new key.
+        parts = [step_key, self.md5, partition_key, attempt]
         return dg.RunRequest(
             job_name=job,
             partition_key=partition_key,
-            run_key=f"{step_key}:{self.md5}" + (f":{partition_key}" if partition_key else ""),
+            run_key=":".join(part for part in parts if part),
             tags=_tags("raw_data_sensor", self.md5),
         )
 
@@ -191,47 +195,87 @@ class _Retraining:
                                  f"(run {record.run_id[:8]}): no controls or training on them")
         return None
 
-    def compute_controls(self) -> dg.SkipReason | list[dg.RunRequest] | None:
-        """(b) Every current source video needs a control_signals materialisation.
+    def curated_digests(self) -> dict[str, str]:
+        """source id -> the digest of its clips, from the newest curated_clips materialisation."""
+        event = self.instance.get_latest_materialization_event(curated_clips.key)
+        if event is None or event.asset_materialization is None:
+            return {}
+        value = event.asset_materialization.metadata.get(SOURCE_DIGESTS)
+        return dict(value.value) if value is not None else {}
 
-        The rule: a partition is missing when it has never been materialised. New videos are new
-        partitions (curation adds them), so they and only they are asked for; a video that was
-        removed has lost its partition. A video replaced under the same path keeps its partition
-        (source ids come from the path) and is not re-asked: the event log does not say whose
-        clips changed. Backfilling every partition by hand is cheap for the unchanged ones, since
-        control_signals skips a source whose clips' fingerprint is unchanged.
+    def controls_digest(self, partition: str) -> str | None:
+        """The clips digest the partition's newest control signals were computed from ('' when
+        it was materialised without one; None when it never was)."""
+        result = self.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=control_signals.key, asset_partitions=[partition]),
+            limit=1)
+        if not result.records or result.records[0].asset_materialization is None:
+            return None
+        value = result.records[0].asset_materialization.metadata.get(CLIPS_DIGEST)
+        return str(value.value) if value is not None else ""
+
+    def stale_partitions(self, partitions: list[str]) -> dict[str, str]:
+        """Partitions whose control signals are missing or were computed from other clips than
+        the curated ones (a video changed in place keeps its partition but not its digest),
+        each with the digest that names this version of its clips in run keys."""
+        digests = self.curated_digests()
+        stale = {}
+        for key in sorted(partitions):
+            have = self.controls_digest(key)
+            wanted = digests.get(key)
+            if have is None or (wanted is not None and have != wanted):
+                stale[key] = wanted or ""
+        return stale
+
+    def compute_controls(self) -> dg.SkipReason | list[dg.RunRequest] | None:
+        """(b) Every current source video needs control signals of its current clips.
+
+        A partition is stale when it was never materialised (a new video: curation adds its
+        partition) or when its newest control signals record another clips digest than the
+        newest curation (a video replaced under the same path: same partition, new bytes).
+        Only stale partitions are asked; a removed video has lost its partition.
         """
         partitions = self.instance.get_dynamic_partitions(source_videos.name)
         if not partitions:
             return dg.SkipReason(f"curation of {self.md5} left no source videos "
                                  f"(no {source_videos.name} partitions): nothing to train on")
-        done = self.instance.get_materialized_partitions(control_signals.key)
-        missing = [key for key in sorted(partitions) if key not in done]
-        if not missing:
+        stale = self.stale_partitions(list(partitions))
+        if not stale:
             return None
         running = {run.tags.get(PARTITION_TAG)
                    for run in _runs(self.instance, [self.controls], IN_FLIGHT)}
         failed = {run.tags.get(PARTITION_TAG): run  # oldest first, so the newest run wins
                   for run in reversed(_runs(self.instance, [self.controls], FAILED, self.md5))}
-        to_ask = [key for key in missing if key not in running and key not in failed]
+        to_ask = [key for key in stale if key not in running and key not in failed]
         if to_ask:
-            return [self.request(self.controls, "controls", key) for key in to_ask]
-        stuck = [key for key in missing if key in failed and key not in running]
+            return [self.request(self.controls, "controls", key, stale[key]) for key in to_ask]
+        stuck = [key for key in stale if key in failed and key not in running]
         if stuck:
             return dg.SkipReason(
                 f"control signals failed for {', '.join(stuck)} ("
                 f"{_describe([failed[key] for key in stuck])}): re-execute those runs; "
                 "training waits for every source video"
             )
-        return dg.SkipReason(f"waiting for control signals of {', '.join(missing)} (in flight)")
+        return dg.SkipReason(f"waiting for control signals of {', '.join(stale)} (in flight)")
 
-    def train(self) -> dg.SkipReason | dg.RunRequest:
-        """(c) Everything upstream is current: ask the training run (unless one is in flight)."""
+    def train(self) -> dg.SkipReason | dg.RunRequest | dg.SensorResult:
+        """(c) Everything upstream is current: ask a training run until one succeeds.
+
+        The cursor moves to the md5 only when a training run for it succeeded; a failed one
+        is asked again on the next tick (a new run key per attempt)."""
         busy = _runs(self.instance, [self.training], IN_FLIGHT)
         if busy:
             return dg.SkipReason(f"controls of {self.md5} are complete; waiting for "
                                  f"{_describe(busy)} to finish before training again")
-        return self.request(self.training, "training")
+        succeeded = _runs(self.instance, [self.training], [dg.DagsterRunStatus.SUCCESS],
+                          self.md5)
+        if succeeded:
+            return dg.SensorResult(
+                skip_reason=f"data/raw at {self.md5} is trained ({_describe(succeeded[:1])})",
+                cursor=self.md5)
+        failed = _runs(self.instance, [self.training], FAILED, self.md5)
+        attempt = f"retry{len(failed)}" if failed else ""
+        return self.request(self.training, "training", attempt=attempt)
 
 
 def build_raw_data_sensor(
@@ -243,14 +287,17 @@ def build_raw_data_sensor(
 
     Each tick, for the md5 in data.dvc (``paths.root`` of the config resource):
 
-    - the cursor already holds it -> skip: its retraining was asked for;
+    - the cursor already holds it -> skip: its retraining succeeded;
     - (a) the newest curated_clips were not computed from it -> a ``curation`` run;
-    - (b) some source_videos partition has no control_signals yet -> one ``controls`` run per
-      such partition (none for partitions in flight or failed for this md5);
-    - (c) otherwise -> a ``training`` run, and the cursor becomes the md5.
+    - (b) some source_videos partition has no control_signals of its current clips (a new
+      video, or one changed in place) -> one ``controls`` run per such partition (none for
+      partitions in flight or failed for this md5);
+    - (c) otherwise -> a ``training`` run until one succeeds; then the cursor becomes the md5.
 
-    A missing or unreadable data.dvc skips with the reason. A failed step is not retried by
-    the sensor (its run key is spent): the tick says which run to re-execute.
+    A missing or unreadable data.dvc skips with the reason. A failed curation or controls run
+    is not retried by the sensor (its run key is spent): the tick says which run to re-execute.
+    A failed training is asked again on the next tick: a killed run or a full disk passes,
+    and the data version must not count as trained until a training has succeeded.
     """
 
     @dg.sensor(
@@ -258,24 +305,20 @@ def build_raw_data_sensor(
         jobs=[curation, controls, training],
         minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
         description="Retrain when data.dvc records a new md5 for data/raw: curate, compute "
-        "controls for new source videos only, then train.",
+        "controls for new or changed source videos only, then train.",
     )
     def raw_data_sensor(context: dg.SensorEvaluationContext, longvie: LongvieConfigResource):
         md5, problem = read_data_version(Path(longvie.compose().paths.root))
         if md5 is None:
             return dg.SkipReason(problem)
         if md5 == context.cursor:
-            return dg.SkipReason(f"data/raw unchanged (md5 {md5}): its retraining was already "
-                                 "requested")
+            return dg.SkipReason(f"data/raw unchanged (md5 {md5}): its retraining succeeded")
         retraining = _Retraining(context.instance, md5, curation.name, controls.name,
                                  training.name)
         for step in (retraining.curate, retraining.compute_controls):
             outcome = step()
             if outcome is not None:
                 return outcome
-        outcome = retraining.train()
-        if isinstance(outcome, dg.SkipReason):
-            return outcome
-        return dg.SensorResult(run_requests=[outcome], cursor=md5)
+        return retraining.train()
 
     return raw_data_sensor

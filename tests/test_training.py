@@ -173,3 +173,43 @@ def test_the_base_model_asset_materialises_with_its_figures(curated, tmp_path):
     assert metadata["heldout_flow_matching_loss"].value > 0
     assert (root / "reports" / "train_base.json").is_file()
     assert (root / "mlflow.db").is_file()  # the runs went to the project's store
+
+
+def test_the_latent_cache_follows_the_bytes_of_each_clip_not_its_id(curated, tmp_path):
+    """A clip rewritten in place is re-encoded (alone), a deleted clip's latents are removed,
+    and stale latents are refused before a stage trains on them."""
+    import pandas as pd
+    import pytest
+
+    from longvie.errors import LongvieError
+    from longvie.model.backbone import build_vae
+    from longvie.training.clips import clip_records
+    from longvie.training.latents import LatentDataset, encode_clips, latent_file
+    from longvie.video.io import read_video
+    from tests.videos import write
+
+    root = copy_project(curated, tmp_path / "cache")
+    config = compose(["profile=smoke", f"paths.root={root}"])
+    torch.manual_seed(0)
+    build_vae(config.model).save_pretrained(root / "vae")
+    first = encode_clips(config, root / "vae", progress=False)
+    records = clip_records(config, ("train", "val", "benchmark"), with_controls=True)
+    assert first["encoded"] == len(records) > 2
+
+    changed, dropped = records[0], records[1]
+    before = load_file(latent_file(config, changed.clip_id))["video"]
+    frames, fps = read_video(changed.video)
+    write(changed.video, frames[:, ::-1].copy(), fps=fps)  # same path, other content
+    table = Path(config.paths.curated) / "clips.parquet"
+    clips = pd.read_parquet(table)
+    clips[clips.clip_id != dropped.clip_id].to_parquet(table)
+
+    with pytest.raises(LongvieError, match=f"changed since their latents were encoded.*"
+                                           f"{changed.clip_id}"):
+        LatentDataset(config, [changed])
+    again = encode_clips(config, root / "vae", progress=False)
+
+    assert (again["encoded"], again["removed"]) == (1, 1)
+    assert not torch.equal(load_file(latent_file(config, changed.clip_id))["video"], before)
+    assert not latent_file(config, dropped.clip_id).exists()
+    assert len(LatentDataset(config, [changed])) == 1

@@ -21,6 +21,7 @@ from orchestration.assets.controls import control_signals
 from orchestration.assets.data import _sync_partitions, curated_clips, raw_videos
 from orchestration.definitions import defs
 from orchestration.resources import LongvieConfigResource
+from orchestration.partitions import CLIPS_DIGEST, SOURCE_DIGESTS
 from orchestration.triggers import MD5_TAG, PARTITION_TAG, TRIGGER_TAG
 from tests.conftest import resources_with
 
@@ -59,23 +60,31 @@ class Project:
         ):
             return SENSOR.evaluate_tick(context)
 
-    def curate(self, sources: list[str]) -> None:
-        """A curation run: raw_videos (the real asset) then clips from these source videos."""
+    def curate(self, sources: list[str] | dict[str, str]) -> None:
+        """A curation run: raw_videos (the real asset) then clips from these source videos
+        (a dict gives each source's clips digest, as the real curated_clips records it)."""
+        digests = sources if isinstance(sources, dict) else {key: "d0" for key in sources}
 
         @dg.asset(key=curated_clips.key, deps=[raw_videos])
         def stand_in(context) -> dg.MaterializeResult:  # (a string annotation is refused)
-            added, _ = _sync_partitions(context.instance, sources)
-            return dg.MaterializeResult(metadata={"partitions_added": dg.MetadataValue.json(added)})
+            added, _ = _sync_partitions(context.instance, list(digests))
+            return dg.MaterializeResult(metadata={"partitions_added": dg.MetadataValue.json(added),
+                                                  SOURCE_DIGESTS: dg.MetadataValue.json(digests)})
 
         result = dg.materialize([raw_videos, stand_in], instance=self.instance,
                                 resources=resources_with(self.resource))
         assert result.success
 
-    def controls_done(self, *sources: str) -> None:
+    def controls_done(self, *sources: str, digest: str = "d0") -> None:
         for source in sources:
             self.instance.report_runless_asset_event(
-                dg.AssetMaterialization(asset_key=control_signals.key, partition=source)
+                dg.AssetMaterialization(asset_key=control_signals.key, partition=source,
+                                        metadata={CLIPS_DIGEST: digest})
             )
+
+    def trained(self, md5: str, status=dg.DagsterRunStatus.SUCCESS) -> dg.DagsterRun:
+        """A training run the sensor asked for data version ``md5``, ended with ``status``."""
+        return self.run("training", status, **{MD5_TAG: md5, TRIGGER_TAG: "raw_data_sensor"})
 
     def run(self, job: str, status: dg.DagsterRunStatus, **tags: str) -> dg.DagsterRun:
         return create_run_for_test(self.instance, job_name=job, status=status, tags=tags)
@@ -114,7 +123,7 @@ def test_a_new_data_version_first_asks_for_its_curation(project):
 
     [request] = tick.run_requests
     assert_asks(request, "curation", f"curation:{V1}", V1)
-    assert tick.cursor is None  # not handled until its training is asked
+    assert tick.cursor is None  # not handled until its training succeeded
 
 
 def test_once_curated_only_source_videos_without_control_signals_are_asked(project):
@@ -126,14 +135,12 @@ def test_once_curated_only_source_videos_without_control_signals_are_asked(proje
 
     assert [r.partition_key for r in tick.run_requests] == ["b", "c"]
     for request in tick.run_requests:
-        assert_asks(request, "controls", f"controls:{V1}:{request.partition_key}", V1)
+        assert_asks(request, "controls", f"controls:{V1}:{request.partition_key}:d0", V1)
         assert request.tags[PARTITION_TAG] == request.partition_key
     assert tick.cursor is None
 
 
-def test_when_every_source_video_has_control_signals_training_is_asked_and_the_version_recorded(
-    project,
-):
+def test_when_every_source_video_has_control_signals_training_is_asked(project):
     project.commit(V1)
     project.curate(["a", "b"])
     project.controls_done("a", "b")
@@ -143,7 +150,43 @@ def test_when_every_source_video_has_control_signals_training_is_asked_and_the_v
     [request] = tick.run_requests
     assert_asks(request, "training", f"training:{V1}", V1)
     assert request.partition_key is None
+    assert tick.cursor is None  # asked, not yet trained
+
+
+def test_the_cursor_moves_only_when_the_training_succeeded(project):
+    project.commit(V1)
+    project.curate(["a"])
+    project.controls_done("a")
+    running = project.trained(V1, dg.DagsterRunStatus.STARTED)
+
+    waiting = project.tick()
+    assert waiting.run_requests == [] and waiting.cursor is None
+    assert running.run_id[:8] in waiting.skip_message
+
+    project.instance.delete_run(running.run_id)
+    done = project.trained(V1)
+    tick = project.tick()
+    assert tick.run_requests == []
     assert tick.cursor == V1
+    assert done.run_id[:8] in tick.skip_message
+
+
+def test_a_failed_training_is_asked_again_on_the_next_tick(project):
+    project.commit(V1)
+    project.curate(["a"])
+    project.controls_done("a")
+    [first] = project.tick().run_requests
+    project.trained(V1, dg.DagsterRunStatus.FAILURE)
+
+    again = project.tick()
+
+    [retry] = again.run_requests
+    assert_asks(retry, "training", f"training:{V1}:retry1", V1)
+    assert retry.run_key != first.run_key  # a spent run key would never launch again
+    assert again.cursor is None
+    project.trained(V1, dg.DagsterRunStatus.FAILURE)
+    [third] = project.tick().run_requests
+    assert third.run_key == f"training:{V1}:retry2"
 
 
 def test_an_unchanged_data_version_is_skipped(project):
@@ -152,8 +195,7 @@ def test_an_unchanged_data_version_is_skipped(project):
     tick = project.tick(cursor=V1)
 
     assert tick.run_requests == []
-    assert tick.skip_message == (
-        f"data/raw unchanged (md5 {V1}): its retraining was already requested")
+    assert tick.skip_message == f"data/raw unchanged (md5 {V1}): its retraining succeeded"
     assert tick.cursor == V1
 
 
@@ -161,6 +203,7 @@ def test_new_videos_in_a_new_data_version_recompute_only_their_partitions(projec
     project.commit(V1)
     project.curate(["a", "b"])
     project.controls_done("a", "b")
+    project.trained(V1)
     assert project.tick().cursor == V1
 
     project.commit(V2)  # one video added to data/raw
@@ -176,7 +219,27 @@ def test_new_videos_in_a_new_data_version_recompute_only_their_partitions(projec
     training = project.tick(cursor=V1)
     [request] = training.run_requests
     assert_asks(request, "training", f"training:{V2}", V2)
-    assert training.cursor == V2
+    assert training.cursor == V1  # until that training succeeds
+
+
+def test_a_video_changed_in_place_recomputes_its_partition_only(project):
+    project.commit(V1)
+    project.curate({"a": "a1", "b": "b1"})
+    project.controls_done("a", digest="a1")
+    project.controls_done("b", digest="b1")
+    project.trained(V1)
+    assert project.tick().cursor == V1
+
+    project.commit(V2)  # b's file rewritten under the same path: same partition, new clips
+    project.curate({"a": "a1", "b": "b2"})
+    controls = project.tick(cursor=V1)
+
+    [request] = controls.run_requests
+    assert request.partition_key == "b"
+    assert_asks(request, "controls", f"controls:{V2}:b:b2", V2)
+    project.controls_done("b", digest="b2")
+    [training] = project.tick(cursor=V1).run_requests
+    assert training.job_name == "training"
 
 
 def test_controls_in_flight_are_waited_for_not_asked_twice(project):

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.assets.data import curated_clips
-from orchestration.partitions import source_videos
+from orchestration.partitions import CLIPS_DIGEST, source_videos
 from orchestration.resources import LongvieConfigResource, MlflowResource
 
 
@@ -77,7 +77,7 @@ def control_signals(
     context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
     from longvie.controls.accuracy import DepthStats, TrackingStats
-    from longvie.controls.extract import PREVIEW_NAME
+    from longvie.controls.extract import PREVIEW_NAME, clips_digest
     from longvie.controls.report import log_source_run
     from longvie.controls.run import extract_checked
     from longvie.errors import LongvieError
@@ -105,6 +105,8 @@ def control_signals(
         "kind": plan.kind,
         "split": plan.split,
         "recomputed": not meta["up_to_date"],
+        # What the raw_data_sensor compares with curated_clips' source_digests.
+        CLIPS_DIGEST: clips_digest(plan, Path(config.paths.curated)),
         "bounds": dg.MetadataValue.json(meta["bounds"]),
         "convention": meta["convention"],
         "path": dg.MetadataValue.path(str(out_dir)),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.partitions import source_videos
+from orchestration.partitions import SOURCE_DIGESTS, source_videos
 from orchestration.resources import DvcResource, LongvieConfigResource
 
 
@@ -46,6 +46,8 @@ def curated_clips(
 ) -> dg.MaterializeResult:
     import pandas as pd
 
+    from longvie.controls.extract import clips_digest
+    from longvie.controls.run import source_plans
     from longvie.curation import curate
     from longvie.curation.run import PREVIEW_NAME
 
@@ -54,6 +56,8 @@ def curated_clips(
     source_ids = sorted(
         set(pd.read_parquet(Path(config.paths.curated) / "clips.parquet")["source_id"])
     )
+    digests = {plan.source_id: clips_digest(plan, Path(config.paths.curated))
+               for plan in source_plans(config)}
     added, removed = _sync_partitions(context.instance, source_ids)
     metadata: dict[str, object] = {
         "clips": report["clips"],
@@ -67,6 +71,8 @@ def curated_clips(
         "table": dg.MetadataValue.path(str(Path(config.paths.curated) / "clips.parquet")),
         "partitions_added": dg.MetadataValue.json(added),
         "partitions_removed": dg.MetadataValue.json(removed),
+        # Per source video, the md5 of its clips: a video changed in place changes its digest.
+        SOURCE_DIGESTS: dg.MetadataValue.json(digests),
     }
     preview = Path(config.paths.reports) / PREVIEW_NAME
     if preview.is_file():

@@ -109,6 +109,17 @@ class Estimators:
         return track_klt(frames, query_xy, self.config.controls.tracker)
 
 
+def clips_digest(plan: SourcePlan, curated: Path) -> str:
+    """md5 of the source's curated clips (ids, frame ranges, bytes): what its controls are
+    computed from. Curation records it per source and every control output records its own,
+    so the retraining sensor sees a video that changed in place without reading any file."""
+    digest = hashlib.md5()
+    for row in plan.clips:
+        digest.update(f"{row['clip_id']}|{list(row['source_frames'])}".encode())
+        digest.update((curated / row["path"]).read_bytes())
+    return digest.hexdigest()
+
+
 def fingerprint(plan: SourcePlan, config: LongvieConfig) -> str:
     """Changes when anything the output depends on changes: clips' bytes, config, model, code."""
     digest = hashlib.md5()
@@ -130,10 +141,7 @@ def fingerprint(plan: SourcePlan, config: LongvieConfig) -> str:
         settings["depth"] = [controls.depth.kind, controls.depth.output]
         settings["tracker"] = dict(sorted(vars(controls.tracker).items()))
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    curated = Path(config.paths.curated)
-    for row in plan.clips:
-        digest.update(f"{row['clip_id']}|{list(row['source_frames'])}".encode())
-        digest.update((curated / row["path"]).read_bytes())
+    digest.update(clips_digest(plan, Path(config.paths.curated)).encode())
     if plan.kind == "engine":
         from longvie.controls.engine import sidecar_path
 

@@ -1,9 +1,12 @@
 """The latent cache: every clip, its dense and its sparse control encoded once by the VAE.
 
 On a CPU the VAE is the expensive part (DESIGN.md §6: a clip encode costs ~20 DiT forwards), so
-the DiT stages train on cached latents. The cache is keyed by the VAE's weights: a retrained VAE
-re-encodes everything, an unchanged one reuses the files. Each clip is one safetensors file
-``<latents>/<clip_id>.safetensors`` with ``video``, ``dense`` and ``sparse`` (16, F, h, w).
+the DiT stages train on cached latents. The cache is keyed by content: the VAE's weights for the
+whole cache (a retrained VAE re-encodes everything) and, per clip, the md5 of the bytes it was
+encoded from (the clip's video and its controls file), never by clip id alone: a video changed
+in place re-encodes exactly its clips, and latents of clips that no longer exist are deleted.
+Each clip is one safetensors file ``<latents>/<clip_id>.safetensors`` with ``video``, ``dense``
+and ``sparse`` (16, F, h, w); ``manifest.json`` maps each clip id to its content key.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 from longvie.training.clips import ClipDataset, ClipRecord, clip_records
@@ -29,6 +33,29 @@ def latents_dir(config: LongvieConfig) -> Path:
 
 def latent_file(config: LongvieConfig, clip_id: str) -> Path:
     return latents_dir(config) / f"{clip_id}.safetensors"
+
+
+def content_key(record: ClipRecord) -> str:
+    """md5 of what the clip's latents are computed from: its video and its controls file."""
+    digest = hashlib.md5()
+    for path in (record.video, record.controls):
+        if path is not None:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def read_manifest(config: LongvieConfig) -> dict:
+    """``{"vae": fingerprint, "clips": {clip_id: content key}}`` (empty when absent or from
+    the id-keyed format, whose files are then re-encoded)."""
+    path = latents_dir(config) / MANIFEST
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    if not isinstance(manifest.get("clips"), dict):
+        return {"vae": None, "clips": {}}
+    return manifest
+
+
+def write_manifest(config: LongvieConfig, manifest: dict) -> None:
+    write_json_atomically(latents_dir(config) / MANIFEST, manifest)
 
 
 def vae_fingerprint(vae_dir: Path) -> str:
@@ -62,16 +89,18 @@ def encode_clips(config: LongvieConfig, vae_dir: str | Path, progress: bool = Tr
         raise LongvieError(f"{vae_dir}: no trained VAE (run `longvie train stage=base`)")
     stamp = vae_fingerprint(vae_dir)
     folder = latents_dir(config)
-    manifest_path = folder / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(config)
     if manifest.get("vae") != stamp:
-        manifest = {"vae": stamp, "clips": []}
+        manifest = {"vae": stamp, "clips": {}}
     records = clip_records(config, SPLITS, with_controls=True)
-    done = set(manifest["clips"])
-    todo = [r for r in records if r.clip_id not in done or not latent_file(config, r.clip_id).is_file()]
+    keys = {r.clip_id: content_key(r) for r in records}
+    removed = _remove_deleted(config, manifest, set(keys))
+    todo = [r for r in records if manifest["clips"].get(r.clip_id) != keys[r.clip_id]
+            or not latent_file(config, r.clip_id).is_file()]
     codec = LatentCodec(AutoencoderKLWan.from_pretrained(vae_dir).eval())
     dataset = ClipDataset(todo, preload=False)
     bar = tqdm(total=len(todo), desc="encode latents", unit="clip", disable=not progress)
+    folder.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         for start in range(0, len(todo), batch_size):
             items = [dataset[i] for i in range(start, min(start + batch_size, len(todo)))]
@@ -80,16 +109,30 @@ def encode_clips(config: LongvieConfig, vae_dir: str | Path, progress: bool = Tr
             for row, item in enumerate(items):
                 target = latent_file(config, item["clip_id"])
                 target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.partial")
                 save_file({key: value[row].contiguous() for key, value in encoded.items()},
-                          target)
-                done.add(item["clip_id"])
+                          partial)
+                partial.replace(target)
+                manifest["clips"][item["clip_id"]] = keys[item["clip_id"]]
+            # Recorded per batch: a killed run keeps what it finished.
+            write_manifest(config, manifest)
             bar.update(len(items))
     bar.close()
-    manifest["clips"] = sorted(done)
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest_path.write_text(json.dumps(manifest) + "\n")
-    return {"clips": len(records), "encoded": len(todo),
+    write_manifest(config, manifest)
+    return {"clips": len(records), "encoded": len(todo), "removed": removed,
             "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _remove_deleted(config: LongvieConfig, manifest: dict, current: set[str]) -> int:
+    """Delete the latents of clips that are no longer curated; the number deleted."""
+    folder = latents_dir(config)
+    on_disk = {p.relative_to(folder).as_posix().removesuffix(".safetensors")
+               for p in folder.rglob("*.safetensors")}
+    gone = {clip_id for clip_id in set(manifest["clips"]) | on_disk if clip_id not in current}
+    for clip_id in gone:
+        latent_file(config, clip_id).unlink(missing_ok=True)
+        manifest["clips"].pop(clip_id, None)
+    return len(gone)
 
 
 class LatentDataset(torch.utils.data.Dataset):
@@ -102,7 +145,14 @@ class LatentDataset(torch.utils.data.Dataset):
         missing = [r.clip_id for r in records if not latent_file(config, r.clip_id).is_file()]
         if missing:
             raise LongvieError(f"{len(missing)} clips have no cached latents (e.g. {missing[0]}): "
-                               "encode them first")
+                               "encode them first (`longvie train stage=base`)")
+        known = read_manifest(config)["clips"]
+        stale = [r for r in records if known.get(r.clip_id) != content_key(r)]
+        if stale:
+            raise LongvieError(
+                f"{len(stale)} clips changed since their latents were encoded (e.g. "
+                f"{stale[0].clip_id}: {stale[0].video}): re-encode them (`longvie train "
+                "stage=base`)")
         self.latents = [load_file(latent_file(config, r.clip_id)) for r in records]
 
     def __len__(self) -> int:
