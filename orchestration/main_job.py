@@ -104,6 +104,7 @@ def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
 def main(argv: Sequence[str] | None = None) -> int:
     from longvie.cli import synth_default_data
     from longvie.config import ConfigError, compose
+    from longvie.data_version import DataVersionError, record_stages
 
     overrides = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -122,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _print_outcome(Path(config.paths.reports))
     print(f"make run: {len(run.runs)} Dagster runs in {run.seconds:.0f} s")
+    try:
+        print(f"make run: {record_stages(Path(config.paths.root), config)}")
+    except DataVersionError as error:
+        print(f"make run: the run succeeded but DVC could not record it: {error}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

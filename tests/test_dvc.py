@@ -44,13 +44,20 @@ def digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A fresh git + DVC project holding this repository's pipeline files and smoke raw data."""
-    root = tmp_path_factory.mktemp("project")
+    return new_project(tmp_path_factory.mktemp("project"))
+
+
+def new_project(root: Path) -> Path:
+    """A fresh git + DVC project holding this repository's pipeline files and smoke raw data,
+    with the test's virtual environment as its .venv (what bin/longvie runs)."""
+    root.mkdir(parents=True, exist_ok=True)
     # weights/: tiny's shipped base, a dependency of the train_base stage.
-    for name in ("conf", "src", "weights", "dvc.yaml", "data.dvc", ".dvcignore", ".gitignore"):
+    for name in ("conf", "src", "orchestration", "bin", "weights", "dvc.yaml", "data.dvc",
+                 ".dvcignore", ".gitignore"):
         source = REPO / name
         copy = shutil.copytree if source.is_dir() else shutil.copy
         copy(source, root / name)
+    (root / ".venv").symlink_to(BIN.parent)
     params, found = re.subn(r"^profile: \w+$", "profile: smoke", (REPO / "params.yaml").read_text(),
                             flags=re.MULTILINE)
     assert found == 1
@@ -94,6 +101,36 @@ def test_repro_runs_the_pipeline_and_a_second_repro_does_nothing(project):
     assert "loss_with_controls" in metrics and "loss_with_history" in metrics
     assert "seam_discontinuity" in metrics and "candidate_version" in metrics
     assert (project / "models" / "stage3" / "model" / "longvie.json").is_file()
+
+
+def test_make_run_leaves_dvc_clean_and_a_stage_that_cannot_start_keeps_its_outputs(tmp_path):
+    """After `make run` (the Dagster job), DVC knows every stage: nothing to repro. A stage runs
+    whatever the caller's PATH, and one whose command cannot start deletes nothing."""
+    root = new_project(tmp_path / "made")
+    made = run(root, str(BIN / "python"), "-m", "orchestration.main_job", "profile=smoke",
+               env={"DAGSTER_HOME": str(root / ".dagster_home")})
+    assert "dvc.lock records every stage of this run" in made
+
+    dvc = str(BIN / "dvc")
+    assert "Data and pipelines are up to date" in run(root, dvc, "status")
+    assert "Running stage" not in run(root, dvc, "repro")
+
+    curated = digest(root / "data" / "curated")
+    report_bytes = (root / "reports" / "curation.json").read_bytes()
+    failed = subprocess.run([dvc, "repro", "--force", "--single-item", "curate"], cwd=root,
+                            env={**os.environ, "LONGVIE_PYTHON": str(root / "no-python"),
+                                 "DVC_NO_ANALYTICS": "1"},
+                            capture_output=True, text=True, check=False)
+    assert failed.returncode != 0
+    assert "bin/longvie: no Python at" in failed.stdout + failed.stderr
+    assert digest(root / "data" / "curated") == curated
+    assert (root / "reports" / "curation.json").read_bytes() == report_bytes
+
+    # No venv on PATH (the shell of someone who never activated it): the stage still runs.
+    again = run(root, dvc, "repro", "--force", "--single-item", "curate",
+                env={"PATH": "/usr/bin:/bin"})
+    assert "Running stage 'curate'" in again
+    assert digest(root / "data" / "curated") == curated  # curation is byte-reproducible
 
 
 def report(project: Path, name: str) -> dict:

@@ -60,3 +60,34 @@ def record_data(root: Path, dvc_file: str, push: bool = True) -> str | None:
         dvc(root, "push", "--quiet", dvc_file)
     outs = (yaml.safe_load((root / dvc_file).read_text()) or {}).get("outs") or [{}]
     return outs[0].get("md5")
+
+
+def record_stages(root: Path, config) -> str:
+    """``dvc commit`` every stage of ``root/dvc.yaml`` after the same steps ran outside DVC
+    (``make run``'s Dagster job), so ``dvc.lock`` describes the outputs on disk: ``dvc status``
+    is clean and ``dvc repro`` does nothing. Only when ``config`` (what the run used) is what
+    the stages compose from ``params.yaml``; otherwise the lock would vouch for settings it
+    does not name. Returns one line saying what was done."""
+    import dataclasses
+
+    from longvie.config import compose
+    from longvie.config.load import PARAMS_ENV
+
+    if not (root / ".dvc").is_dir() or not (root / "dvc.yaml").is_file():
+        return f"dvc.lock not updated: {root} is not a DVC project"
+    previous = os.environ.get(PARAMS_ENV)
+    os.environ[PARAMS_ENV] = str(root / "params.yaml")
+    try:
+        staged = compose([f"paths.root={root}"], config_dir=root / "conf")
+    finally:
+        if previous is None:
+            os.environ.pop(PARAMS_ENV, None)
+        else:
+            os.environ[PARAMS_ENV] = previous
+    ran, wanted = dataclasses.asdict(config), dataclasses.asdict(staged)
+    differing = sorted(key for key in wanted if ran.get(key) != wanted[key])
+    if differing:
+        return (f"dvc.lock not updated: this run's settings differ from what params.yaml gives "
+                f"the stages ({', '.join(differing)})")
+    dvc(root, "commit", "--force", "--quiet")
+    return "dvc.lock records every stage of this run: `dvc status` is clean"
