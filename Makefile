@@ -43,12 +43,17 @@ SERVE_MODEL ?= champion
 serve: setup
 	$(BIN)/longvie serve serving.port=$(SERVE_PORT) serving.model=$(SERVE_MODEL)
 
-# Real videos no one here made, from Debian's opencv-doc (see tests/conftest.py).
+# Real videos no one here made, from Debian's opencv-doc (see tests/conftest.py), and Debian's
+# PostgreSQL server, which the tests start on a loopback port (tests/postgres.py).
 test-assets:
 	@test -f $(SAMPLES) || { \
 	  echo "installing Debian's opencv-doc for its sample videos"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	   apt-get install -y -qq --no-install-recommends opencv-doc) >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the database tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends postgresql) >/dev/null; }
 
 # pytest's exit code 5 means "no tests ran": that must fail, not pass.
 test: setup test-assets

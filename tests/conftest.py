@@ -93,3 +93,15 @@ def resources_with(longvie) -> dict:
     from orchestration.resources import DvcResource, MlflowResource
 
     return {"longvie": longvie, "dvc": DvcResource(), "mlflow": MlflowResource()}
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server on a loopback port for the session (tests/postgres.py); each test
+    asks it for a database of its own."""
+    from tests.postgres import PostgresServer, binaries
+
+    if binaries() is None:
+        pytest.fail("PostgreSQL is not installed: run `make test-assets`")
+    with PostgresServer() as server:
+        yield server

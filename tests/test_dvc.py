@@ -103,13 +103,39 @@ def test_repro_runs_the_pipeline_and_a_second_repro_does_nothing(project):
     assert (project / "models" / "stage3" / "model" / "longvie.json").is_file()
 
 
-def test_make_run_leaves_dvc_clean_and_a_stage_that_cannot_start_keeps_its_outputs(tmp_path):
-    """After `make run` (the Dagster job), DVC knows every stage: nothing to repro. A stage runs
-    whatever the caller's PATH, and one whose command cannot start deletes nothing."""
+def test_make_run_on_postgresql_leaves_dvc_clean_and_a_stage_that_cannot_start_keeps_outputs(
+    tmp_path, postgres,
+):
+    """`make run` with the Dagster instance and the MLflow store on PostgreSQL (one make run
+    serves both checks: it is most of this test's minutes). Afterwards DVC knows every stage:
+    nothing to repro. A stage runs whatever the caller's PATH, and one whose command cannot
+    start deletes nothing."""
+    import dagster as dg
+    from mlflow import MlflowClient
+
     root = new_project(tmp_path / "made")
+    home = root / ".dagster_home"
+    home.mkdir()
+    dagster_url = postgres.database("dagster_make_run")
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {dagster_url}\ntelemetry:\n  enabled: false\n")
+    mlflow_url = postgres.database("mlflow_make_run")
     made = run(root, str(BIN / "python"), "-m", "orchestration.main_job", "profile=smoke",
-               env={"DAGSTER_HOME": str(root / ".dagster_home")})
+               env={"DAGSTER_HOME": str(home), "MLFLOW_TRACKING_URI": mlflow_url})
     assert "dvc.lock records every stage of this run" in made
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        runs = instance.get_runs()
+        assert sorted({r.job_name for r in runs}) == ["controls", "curation", "training"]
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    finally:
+        instance.dispose()
+    versions = MlflowClient(mlflow_url).search_model_versions("name='longvie'")
+    assert {v.tags.get("longvie.stage") for v in versions} >= {"base", "stage1", "stage2",
+                                                                "stage3"}
+    assert not (root / "mlflow.db").exists() and not (home / "runs.db").exists()
 
     dvc = str(BIN / "dvc")
     assert "Data and pipelines are up to date" in run(root, dvc, "status")

@@ -375,7 +375,7 @@ def test_a_table_and_benchmarked_champion_that_disagree_or_an_unknown_version_ar
     assert aliases(config, client) == {}
 
 
-def _promote_in_child(root: str, version: int, barrier, results) -> None:
+def _promote_in_child(root: str, version: int, barrier, results, overrides: list) -> None:
     """One promotion process. ``decide`` is slowed so both processes read the alias before
     either moves it, unless the registry lock serialises them."""
     import longvie.promotion.registry_aliases as registry_aliases
@@ -383,7 +383,7 @@ def _promote_in_child(root: str, version: int, barrier, results) -> None:
     from longvie.config import compose
 
     tracking.USER_TRACKING_URI = None
-    config = compose(["profile=smoke", f"paths.root={root}"])
+    config = compose(["profile=smoke", f"paths.root={root}", *overrides])
     current_champion(config)  # imports and opens the store before the race starts
     real_decide = registry_aliases.decide
 
@@ -401,12 +401,36 @@ def _promote_in_child(root: str, version: int, barrier, results) -> None:
 
 
 def test_two_concurrent_promotions_leave_one_consistent_champion(registry):
-    config, client, new_version = registry
+    _two_concurrent_promotions(*registry)
+
+
+def test_two_concurrent_promotions_on_a_postgresql_registry(smoke_config, tmp_path, postgres):
+    """The same race with the MLflow tracking and registry store on PostgreSQL."""
+    from mlflow import MlflowClient
+
+    from longvie.registry import ensure_registered_model
+
+    url = postgres.database("mlflow_promotions")
+    config = smoke_config(f"mlflow.tracking_uri={url}")
+    client = MlflowClient(url)
+    ensure_registered_model(client, config.mlflow.registered_model)
+    source = tmp_path / "model_source"
+    source.mkdir()
+
+    def new_version() -> int:
+        return int(client.create_model_version(config.mlflow.registered_model,
+                                               str(source)).version)
+
+    _two_concurrent_promotions(config, client, new_version, [f"mlflow.tracking_uri={url}"])
+
+
+def _two_concurrent_promotions(config, client, new_version, overrides=()) -> None:
     versions = [new_version(), new_version()]
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
     workers = [context.Process(target=_promote_in_child,
-                               args=(config.paths.root, version, barrier, results))
+                               args=(config.paths.root, version, barrier, results,
+                                     list(overrides)))
                for version in versions]
     for worker in workers:
         worker.start()

@@ -34,11 +34,17 @@ V2 = "2" * 32 + ".dir"
 class Project:
     """A project root, its config resource and a Dagster instance: the world a tick sees."""
 
-    def __init__(self, root: Path, persistent: bool = False):
+    def __init__(self, root: Path, persistent: bool = False, postgres_url: str | None = None):
         self.root = root
         (root / "data" / "raw").mkdir(parents=True)
         self.resource = LongvieConfigResource(overrides=[f"paths.root={root}", "profile=smoke"])
-        if persistent:  # as the daemon's; a schedule context reaches its instance by a ref
+        if postgres_url:  # docs/scale_out.md's storage
+            (root / "dagster_home").mkdir()
+            self.instance = dg.DagsterInstance.local_temp(
+                str(root / "dagster_home"),
+                overrides={"telemetry": {"enabled": False},
+                           "storage": {"postgres": {"postgres_url": postgres_url}}})
+        elif persistent:  # as the daemon's; a schedule context reaches its instance by a ref
             (root / "dagster_home").mkdir()
             self.instance = dg.DagsterInstance.local_temp(
                 str(root / "dagster_home"), overrides={"telemetry": {"enabled": False}})
@@ -187,6 +193,25 @@ def test_a_failed_training_is_asked_again_on_the_next_tick(project):
     project.trained(V1, dg.DagsterRunStatus.FAILURE)
     [third] = project.tick().run_requests
     assert third.run_key == f"training:{V1}:retry2"
+
+
+def test_the_sensor_walks_a_retraining_on_a_postgresql_instance(tmp_path, postgres):
+    world = Project(tmp_path, postgres_url=postgres.database("dagster_sensor"))
+    try:
+        assert type(world.instance.run_storage).__name__ == "PostgresRunStorage"
+        world.commit(V1)
+        [curation] = world.tick().run_requests
+        assert_asks(curation, "curation", f"curation:{V1}", V1)
+        world.curate(["a", "b"])
+        asked = world.tick().run_requests
+        assert [r.partition_key for r in asked] == ["a", "b"]
+        world.controls_done("a", "b")
+        [training] = world.tick().run_requests
+        assert_asks(training, "training", f"training:{V1}", V1)
+        world.trained(V1)
+        assert world.tick().cursor == V1
+    finally:
+        world.instance.dispose()
 
 
 def test_an_unchanged_data_version_is_skipped(project):
