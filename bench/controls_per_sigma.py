@@ -1,0 +1,138 @@
+"""Where do the stage-1 controls help? Held-out loss per noise level, with, zeroed and without.
+
+Trains a fresh stage-1 controller on the base with a plain PyTorch loop (AdamW, the stage's
+flow-matching step with its caption dropout; no dense degradation, which starts late in the real
+stage) and measures, before training and every ``--eval-every`` steps, the held-out
+flow-matching loss of the clip's later latent frames (frame 0 is given) at fixed noise levels,
+for three inputs: the real controls, the controls zeroed, and no controller input. The same
+noise draws serve every variant and every evaluation.
+
+``--oracle=1`` feeds the clip's own video latents as the dense control (to training and
+evaluation): an upper bound on what the controller path can carry in the same number of steps.
+
+    .venv/bin/python bench/controls_per_sigma.py [--steps=300] [--lr=5e-4] [--batch=8]
+        [--layers=2] [--eval-every=150] [--oracle=0] [--caption-dropout=<the base's>]
+        [--out=JSON] [hydra overrides ...]
+
+Needs a project root with curated clips, controls and cached latents (`longvie train
+stage=base` has run there). All figures come from this one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from script_options import take_option
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "controls_per_sigma.json"
+SIGMAS = (0.1, 0.3, 0.5, 0.7, 0.9, 0.97)
+CHUNK = 16
+
+
+def main(args: list[str]) -> int:
+    import torch
+    from torch.utils.data import default_collate
+
+    from longvie.config import compose
+    from longvie.model.backbone import i2v_input
+    from longvie.model.folder import load_generator
+    from longvie.training.base import condition_of
+    from longvie.training.flow import noisy_and_target
+    from longvie.training.stage_data import StageDataset
+    from longvie.training.stage_run import stage_records, start_source
+    from longvie.training.stages import STAGES, ControllerModule, control_input, flow_matching_terms
+
+    steps, args = take_option(args, "steps", "300")
+    lr, args = take_option(args, "lr", "5e-4")
+    batch, args = take_option(args, "batch", "8")
+    layers, args = take_option(args, "layers", "2")
+    every, args = take_option(args, "eval-every", "150")
+    oracle, args = take_option(args, "oracle", "0")
+    dropout, args = take_option(args, "caption-dropout", "")
+    out, args = take_option(args, "out", str(RESULTS))
+    steps, batch, every, oracle = int(steps), int(batch), int(every), oracle == "1"
+
+    torch.manual_seed(0)
+    config = compose([*args, f"model.controller.num_layers={layers}"])
+    spec, base = STAGES["1"], config.training.base
+    parts = load_generator(start_source(config, spec), config.model, with_controller=True)
+    module = ControllerModule(spec, config.training.stage1, parts.transformer,
+                              parts.text_encoder, parts.vae, base.shift,
+                              float(dropout) if dropout else base.caption_dropout,
+                              config.training.trainer.seed, config.model.condition_encoding)
+    inputs = spec.inputs(config.model.condition_encoding)
+    held_out = StageDataset(config, stage_records(config, spec, ("val", "benchmark"))
+                            [: config.training.stage1.heldout_clips],
+                            dataclasses.replace(inputs, first_frame=True))
+    train = StageDataset(config, stage_records(config, spec, ("train",)), inputs)
+    transformer = module.transformer
+    optimizer = torch.optim.AdamW(transformer.controller.parameters(), lr=float(lr),
+                                  weight_decay=config.training.stage1.weight_decay)
+
+    @torch.no_grad()
+    def evaluate() -> dict[str, list[float]]:
+        transformer.eval()
+        result = {}
+        for variant in ("controls", "zeroed", "none"):
+            per_sigma = []
+            for sigma in SIGMAS:
+                total = 0.0
+                for start in range(0, len(held_out), CHUNK):
+                    items = default_collate([held_out[i] for i in
+                                             range(start, min(start + CHUNK, len(held_out)))])
+                    latents = items["video"]
+                    noise = torch.Generator().manual_seed(99 + start)
+                    noisy, target, timesteps = noisy_and_target(
+                        latents, torch.full((latents.shape[0],), sigma), noise)
+                    dense = latents if oracle else items["dense"]
+                    sparse = items["sparse"]
+                    if variant == "zeroed":
+                        dense, sparse = torch.zeros_like(dense), torch.zeros_like(sparse)
+                    controls = {} if variant == "none" else {
+                        "dense": control_input(dense), "sparse": control_input(sparse)}
+                    text = module.text_encoder.encode(list(items["caption"]))
+                    prediction = transformer(i2v_input(noisy, condition_of(latents)), timesteps,
+                                             text, **controls)
+                    error = ((prediction - target) ** 2)[:, :, 1:].mean()
+                    total += float(error) * latents.shape[0]
+                per_sigma.append(round(total / len(held_out), 4))
+            result[variant] = per_sigma
+        transformer.train()
+        return result
+
+    report = {"sigmas": list(SIGMAS), "steps": steps, "lr": float(lr), "batch": batch,
+              "layers": int(layers), "oracle": oracle, "evaluations": {"0": evaluate()}}
+    print("sigma", SIGMAS, "\nstep 0", report["evaluations"]["0"], flush=True)
+    draws = torch.Generator().manual_seed(0)
+    started, losses = time.perf_counter(), []
+    transformer.train()
+    for step in range(steps):
+        indices = torch.randint(len(train), (batch,), generator=draws).tolist()
+        items = default_collate([train[i] for i in indices])
+        if oracle:
+            items["dense"] = items["video"]
+        flow = module.flow_batch(items, 0, draws)
+        loss = flow_matching_terms(transformer, flow, draws, module.shift)["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if (step + 1) % every == 0 or step + 1 == steps:
+            report["evaluations"][str(step + 1)] = evaluate()
+            print(f"step {step + 1} ({time.perf_counter() - started:.0f} s, training loss "
+                  f"{sum(losses[-every:]) / len(losses[-every:]):.4f})",
+                  report["evaluations"][str(step + 1)], flush=True)
+    report["train_seconds"] = round(time.perf_counter() - started, 1)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
