@@ -9,9 +9,13 @@ noise draws serve every variant and every evaluation.
 
 ``--oracle=1`` feeds the clip's own video latents as the dense control (to training and
 evaluation): an upper bound on what the controller path can carry in the same number of steps.
+Two departures from DESIGN.md §3.2, as experiments: ``--sees-latent=1`` adds the (half-width)
+patchified noisy input to each branch's control tokens, as ControlNet's copy sees its input;
+``--train-base=1`` trains the base with the controller.
 
     .venv/bin/python bench/controls_per_sigma.py [--steps=300] [--lr=5e-4] [--batch=8]
-        [--layers=2] [--eval-every=150] [--oracle=0] [--caption-dropout=<the base's>]
+        [--layers=2] [--eval-every=150] [--oracle=0] [--sees-latent=0] [--train-base=0]
+        [--caption-dropout=<the base's>]
         [--out=JSON] [hydra overrides ...]
 
 Needs a project root with curated clips, controls and cached latents (`longvie train
@@ -54,6 +58,8 @@ def main(args: list[str]) -> int:
     every, args = take_option(args, "eval-every", "150")
     oracle, args = take_option(args, "oracle", "0")
     dropout, args = take_option(args, "caption-dropout", "")
+    sees_latent, args = take_option(args, "sees-latent", "0")
+    train_base, args = take_option(args, "train-base", "0")
     out, args = take_option(args, "out", str(RESULTS))
     steps, batch, every, oracle = int(steps), int(batch), int(every), oracle == "1"
 
@@ -71,7 +77,13 @@ def main(args: list[str]) -> int:
                             dataclasses.replace(inputs, first_frame=True))
     train = StageDataset(config, stage_records(config, spec, ("train",)), inputs)
     transformer = module.transformer
-    optimizer = torch.optim.AdamW(transformer.controller.parameters(), lr=float(lr),
+    trained = list(transformer.controller.parameters())
+    if train_base == "1":
+        transformer.base.requires_grad_(True)
+        trained += list(transformer.base.parameters())
+    if sees_latent == "1":
+        branches_see_the_latent(type(transformer))
+    optimizer = torch.optim.AdamW(trained, lr=float(lr),
                                   weight_decay=config.training.stage1.weight_decay)
 
     @torch.no_grad()
@@ -106,7 +118,8 @@ def main(args: list[str]) -> int:
         return result
 
     report = {"sigmas": list(SIGMAS), "steps": steps, "lr": float(lr), "batch": batch,
-              "layers": int(layers), "oracle": oracle, "evaluations": {"0": evaluate()}}
+              "layers": int(layers), "oracle": oracle, "sees_latent": sees_latent == "1",
+              "train_base": train_base == "1", "evaluations": {"0": evaluate()}}
     print("sigma", SIGMAS, "\nstep 0", report["evaluations"]["0"], flush=True)
     draws = torch.Generator().manual_seed(0)
     started, losses = time.perf_counter(), []
@@ -132,6 +145,24 @@ def main(args: list[str]) -> int:
     Path(out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
+
+
+def branches_see_the_latent(model_class) -> None:
+    """Patch ``model_class`` so each branch's tokens also hold its half of the patchified noisy
+    input (even features for dense, odd for sparse): the branches then see the latent."""
+    forward, branch_states, patchify = (model_class.forward, model_class._branch_states,
+                                        model_class._patchify)
+
+    def seeing_forward(self, hidden_states, *args, **kwargs):
+        self._latent_tokens = patchify(self, hidden_states)
+        return forward(self, hidden_states, *args, **kwargs)
+
+    def seeing_branch_states(self, dense, sparse, context, timestep_proj):
+        branches = branch_states(self, dense, sparse, context, timestep_proj)
+        return {parity: state._replace(tokens=state.tokens + self._latent_tokens[..., parity::2])
+                for parity, state in branches.items()}
+
+    model_class.forward, model_class._branch_states = seeing_forward, seeing_branch_states
 
 
 if __name__ == "__main__":
