@@ -11,10 +11,13 @@ noise draws serve every variant and every evaluation.
 evaluation): an upper bound on what the controller path can carry in the same number of steps.
 Two departures from DESIGN.md §3.2, as experiments: ``--sees-latent=1`` adds the (half-width)
 patchified noisy input to each branch's control tokens, as ControlNet's copy sees its input;
-``--train-base=1`` trains the base with the controller.
+``--train-base=1`` trains the base with the controller. ``--equalise-depth=1`` re-encodes
+the dense control from each clip's depth video rank-equalised over the clip (more contrast for
+the objects; clip-wise, so only a probe of what the depth could tell).
 
     .venv/bin/python bench/controls_per_sigma.py [--steps=300] [--lr=5e-4] [--batch=8]
         [--layers=2] [--eval-every=150] [--oracle=0] [--sees-latent=0] [--train-base=0]
+        [--equalise-depth=0]
         [--caption-dropout=<the base's>]
         [--out=JSON] [hydra overrides ...]
 
@@ -60,6 +63,7 @@ def main(args: list[str]) -> int:
     dropout, args = take_option(args, "caption-dropout", "")
     sees_latent, args = take_option(args, "sees-latent", "0")
     train_base, args = take_option(args, "train-base", "0")
+    equalise, args = take_option(args, "equalise-depth", "0")
     out, args = take_option(args, "out", str(RESULTS))
     steps, batch, every, oracle = int(steps), int(batch), int(every), oracle == "1"
 
@@ -87,6 +91,21 @@ def main(args: list[str]) -> int:
                                   weight_decay=config.training.stage1.weight_decay)
 
     @torch.no_grad()
+    def equalised_dense(depth: torch.Tensor) -> torch.Tensor:
+        """Depth videos (B, 1, T, H, W) in [0, 1], rank-equalised per clip, VAE-encoded."""
+        flat = depth.flatten(1)
+        ranks = flat.argsort(dim=1).argsort(dim=1).float() / (flat.shape[1] - 1)
+        grey = (ranks.view_as(depth) * 2 - 1).expand(-1, 3, -1, -1, -1).contiguous()
+        return module.codec.encode(grey)
+
+    def dense_of(items: dict) -> torch.Tensor:
+        if oracle:
+            return items["video"]
+        return equalised_dense(items["depth"]) if equalise == "1" else items["dense"]
+
+    held_out_dense: dict[int, torch.Tensor] = {}  # per chunk: the same at every evaluation
+
+    @torch.no_grad()
     def evaluate() -> dict[str, list[float]]:
         transformer.eval()
         result = {}
@@ -101,7 +120,9 @@ def main(args: list[str]) -> int:
                     noise = torch.Generator().manual_seed(99 + start)
                     noisy, target, timesteps = noisy_and_target(
                         latents, torch.full((latents.shape[0],), sigma), noise)
-                    dense = latents if oracle else items["dense"]
+                    if start not in held_out_dense:
+                        held_out_dense[start] = dense_of(items)
+                    dense = held_out_dense[start]
                     sparse = items["sparse"]
                     if variant == "zeroed":
                         dense, sparse = torch.zeros_like(dense), torch.zeros_like(sparse)
@@ -119,7 +140,8 @@ def main(args: list[str]) -> int:
 
     report = {"sigmas": list(SIGMAS), "steps": steps, "lr": float(lr), "batch": batch,
               "layers": int(layers), "oracle": oracle, "sees_latent": sees_latent == "1",
-              "train_base": train_base == "1", "evaluations": {"0": evaluate()}}
+              "train_base": train_base == "1", "equalise_depth": equalise == "1",
+              "evaluations": {"0": evaluate()}}
     print("sigma", SIGMAS, "\nstep 0", report["evaluations"]["0"], flush=True)
     draws = torch.Generator().manual_seed(0)
     started, losses = time.perf_counter(), []
@@ -127,8 +149,7 @@ def main(args: list[str]) -> int:
     for step in range(steps):
         indices = torch.randint(len(train), (batch,), generator=draws).tolist()
         items = default_collate([train[i] for i in indices])
-        if oracle:
-            items["dense"] = items["video"]
+        items["dense"] = dense_of(items)
         flow = module.flow_batch(items, 0, draws)
         loss = flow_matching_terms(transformer, flow, draws, module.shift)["total"]
         optimizer.zero_grad()
