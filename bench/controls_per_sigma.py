@@ -13,11 +13,13 @@ Two departures from DESIGN.md §3.2, as experiments: ``--sees-latent=1`` adds th
 patchified noisy input to each branch's control tokens, as ControlNet's copy sees its input;
 ``--train-base=1`` trains the base with the controller. ``--equalise-depth=1`` re-encodes
 the dense control from each clip's depth video rank-equalised over the clip (more contrast for
-the objects; clip-wise, so only a probe of what the depth could tell).
+the objects; clip-wise, so only a probe of what the depth could tell). ``--raw-point-map=1``
+gives the sparse branch the point map itself instead of its VAE latents: pixel frames
+0, 4, …, 16 pooled 4×4 onto the 16×16 latent grid, in latent channels 0–2 (the rest zero).
 
     .venv/bin/python bench/controls_per_sigma.py [--steps=300] [--lr=5e-4] [--batch=8]
         [--layers=2] [--eval-every=150] [--oracle=0] [--sees-latent=0] [--train-base=0]
-        [--equalise-depth=0]
+        [--equalise-depth=0] [--raw-point-map=0]
         [--caption-dropout=<the base's>]
         [--out=JSON] [hydra overrides ...]
 
@@ -64,6 +66,7 @@ def main(args: list[str]) -> int:
     sees_latent, args = take_option(args, "sees-latent", "0")
     train_base, args = take_option(args, "train-base", "0")
     equalise, args = take_option(args, "equalise-depth", "0")
+    raw_point_map, args = take_option(args, "raw-point-map", "0")
     out, args = take_option(args, "out", str(RESULTS))
     steps, batch, every, oracle = int(steps), int(batch), int(every), oracle == "1"
 
@@ -103,7 +106,27 @@ def main(args: list[str]) -> int:
             return items["video"]
         return equalised_dense(items["depth"]) if equalise == "1" else items["dense"]
 
+    def pooled_point_maps(records) -> torch.Tensor:
+        """(B, latent channels, 5, 16, 16): each clip's point map, pixel frames 0, 4, ..., 16,
+        pooled 4x4, in channels 0-2 (scaled to about unit spread), zeros elsewhere."""
+        import numpy as np
+
+        maps = []
+        for record in records:
+            with np.load(record.controls) as data:
+                frames = data["point_map"][::4].astype(np.float32) / 127.5 - 1
+            video = torch.from_numpy(frames).permute(3, 0, 1, 2).unsqueeze(0)
+            pooled = torch.nn.functional.avg_pool3d(video, (1, 4, 4))[0]
+            latent = torch.zeros(config.model.transformer.out_channels, *pooled.shape[1:])
+            latent[:3] = pooled * 2
+            maps.append(latent)
+        return torch.stack(maps)
+
+    def sparse_of(items: dict, records) -> torch.Tensor:
+        return pooled_point_maps(records) if raw_point_map == "1" else items["sparse"]
+
     held_out_dense: dict[int, torch.Tensor] = {}  # per chunk: the same at every evaluation
+    held_out_sparse: dict[int, torch.Tensor] = {}
 
     @torch.no_grad()
     def evaluate() -> dict[str, list[float]]:
@@ -123,7 +146,10 @@ def main(args: list[str]) -> int:
                     if start not in held_out_dense:
                         held_out_dense[start] = dense_of(items)
                     dense = held_out_dense[start]
-                    sparse = items["sparse"]
+                    if start not in held_out_sparse:
+                        held_out_sparse[start] = sparse_of(
+                            items, held_out.records[start:start + CHUNK])
+                    sparse = held_out_sparse[start]
                     if variant == "zeroed":
                         dense, sparse = torch.zeros_like(dense), torch.zeros_like(sparse)
                     controls = {} if variant == "none" else {
@@ -141,6 +167,7 @@ def main(args: list[str]) -> int:
     report = {"sigmas": list(SIGMAS), "steps": steps, "lr": float(lr), "batch": batch,
               "layers": int(layers), "oracle": oracle, "sees_latent": sees_latent == "1",
               "train_base": train_base == "1", "equalise_depth": equalise == "1",
+              "raw_point_map": raw_point_map == "1",
               "evaluations": {"0": evaluate()}}
     print("sigma", SIGMAS, "\nstep 0", report["evaluations"]["0"], flush=True)
     draws = torch.Generator().manual_seed(0)
@@ -150,6 +177,7 @@ def main(args: list[str]) -> int:
         indices = torch.randint(len(train), (batch,), generator=draws).tolist()
         items = default_collate([train[i] for i in indices])
         items["dense"] = dense_of(items)
+        items["sparse"] = sparse_of(items, [train.records[i] for i in indices])
         flow = module.flow_batch(items, 0, draws)
         loss = flow_matching_terms(transformer, flow, draws, module.shift)["total"]
         optimizer.zero_grad()
