@@ -53,6 +53,33 @@ def test_a_second_run_of_a_step_refuses_naming_the_holder(smoke_config, tmp_path
         holder.wait()
 
 
+def test_another_rank_of_a_ddp_run_runs_under_its_rank_zero_lock(smoke_config, tmp_path,
+                                                                 monkeypatch):
+    """Lightning's DDP launcher re-runs `longvie train` for rank 1 while rank 0 holds the step's
+    lock: rank 1 must not refuse (it is part of the same run), and rank 0 still refuses a
+    second run."""
+    from longvie.step_lock import locked_step
+
+    config = smoke_config()
+    calls = []
+
+    @locked_step("train_1")
+    def train(config) -> str:
+        calls.append(os.environ.get("LOCAL_RANK"))
+        return "trained"
+
+    holder = hold_lock(tmp_path, "train_1")
+    try:
+        with pytest.raises(StepBusyError):
+            train(config)
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        assert train(config) == "trained"
+        assert calls == ["1"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_killed_holder_leaves_no_lock_behind_and_its_record_reads_as_stale(smoke_config,
                                                                               tmp_path):
     config = smoke_config()

@@ -213,3 +213,20 @@ def test_the_latent_cache_follows_the_bytes_of_each_clip_not_its_id(curated, tmp
     assert not torch.equal(load_file(latent_file(config, changed.clip_id))["video"], before)
     assert not latent_file(config, dropped.clip_id).exists()
     assert len(LatentDataset(config, [changed])) == 1
+
+
+def test_only_rank_zero_records_the_mlflow_run_of_a_step(smoke_config, monkeypatch):
+    """Another DDP rank's MLflow logger has no run (Lightning logs from rank 0 only): it must not
+    overwrite the run id a resumed step continues."""
+    import longvie.tracking as tracking
+    from longvie.training.trainer import RUN_ID_FILE, checkpoint_dir, mlflow_logger
+
+    monkeypatch.setattr(tracking, "USER_TRACKING_URI", None)
+    config = smoke_config()
+    id_file = checkpoint_dir(config, "stage1").parent / RUN_ID_FILE
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    mlflow_logger(config, "stage1", step_name="stage1")
+    assert not id_file.exists()
+    monkeypatch.delenv("LOCAL_RANK")
+    logger = mlflow_logger(config, "stage1", step_name="stage1")
+    assert id_file.read_text().strip() == logger.run_id

@@ -109,7 +109,8 @@ def train_report(config: LongvieConfig, stage: str, progress: bool = True,
 
 def _train(config: LongvieConfig, stage: str) -> int:
     report = train_report(config, stage)
-    (print_base_summary if stage == "base" else print_stage_summary)(report)
+    if report.get("rank_zero", True):  # another DDP rank: rank 0 reports
+        (print_base_summary if stage == "base" else print_stage_summary)(report)
     return 0
 
 
@@ -174,9 +175,9 @@ def launched_by_pipes() -> bool:
     """True in the one process of a Pipes launch that reports to Dagster: rank 0. The other
     ranks (torchrun's, or those Lightning starts per GPU) inherit the Pipes environment but must
     not write to its message channel."""
-    if PIPES_CONTEXT_ENV not in os.environ:
-        return False
-    return all(int(os.environ.get(name) or 0) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    from longvie.ranks import is_rank_zero
+
+    return PIPES_CONTEXT_ENV in os.environ and is_rank_zero()
 
 
 def _train_through_pipes(overrides: list[str], stage: str) -> int:

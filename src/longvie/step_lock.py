@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.ranks import is_rank_zero
 
 LOCKS_DIR = ".locks"
 F = TypeVar("F", bound=Callable)
@@ -123,6 +124,10 @@ def locked_step(step: str | Callable[[inspect.BoundArguments], str],
                            if isinstance(value, LongvieConfig)), None)
             if config is None:
                 raise TypeError(f"{function.__qualname__} takes no LongvieConfig to lock by")
+            if not is_rank_zero():
+                # Another rank of a DDP run: its rank 0, the process that started it, holds the
+                # lock for the whole run and did the checks.
+                return function(*args, **kwargs)
             name = step if isinstance(step, str) else step(call)
             if writes is not None:
                 from longvie.preflight import require_writable

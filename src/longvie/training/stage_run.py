@@ -16,6 +16,7 @@ from pathlib import Path
 
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.ranks import is_rank_zero
 from longvie.training.stages import STAGES, StageSpec
 
 
@@ -91,16 +92,18 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     inputs = dataclasses.replace(spec.inputs(config.model.condition_encoding), first_frame=True)
     held_out = StageDataset(config, stage_records(config, spec, ("val", "benchmark"))
                             [: settings.heldout_clips], inputs)
-    conditions, kinds = (degraded_conditions(module, held_out) if spec.first_frame_degradation
-                         else (None, None))
-    before = measure(module, held_out, conditions, detailed=False)
+    rank_zero = is_rank_zero()  # the other ranks of a DDP run only train
+    conditions, kinds = (degraded_conditions(module, held_out)
+                         if spec.first_frame_degradation and rank_zero else (None, None))
+    before = measure(module, held_out, conditions, detailed=False) if rank_zero else {}
 
     train_records = stage_records(config, spec, ("train",))
-    claim_checkpoints(config, spec.name, {
-        "stage": dataclasses.asdict(settings), "model": dataclasses.asdict(config.model),
-        "base": dataclasses.asdict(config.training.base), "video": dataclasses.asdict(config.video),
-        "seed": config.training.trainer.seed, "start": files_stamp(source),
-        "data": data_stamp(config)})
+    if rank_zero:
+        claim_checkpoints(config, spec.name, {
+            "stage": dataclasses.asdict(settings), "model": dataclasses.asdict(config.model),
+            "base": dataclasses.asdict(config.training.base),
+            "video": dataclasses.asdict(config.video), "seed": config.training.trainer.seed,
+            "start": files_stamp(source), "data": data_stamp(config)})
     resumed = resume_path(config, spec.name) is not None
     run_tags = {"longvie.step": spec.name, **(tags or {})}
     logger = (mlflow_logger(config, spec.name, run_tags, step_name=spec.name) if log_mlflow
@@ -115,6 +118,8 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     train_started = time.perf_counter()
     steps = fit_resumable(trainer, module, data, config, spec.name)
     train_seconds = time.perf_counter() - train_started
+    if not rank_zero:  # rank 0 measures, saves, reports and registers the one model
+        return {"stage": spec.name, "steps": steps, "rank_zero": False}
     after = measure(module, held_out, conditions)
 
     out_dir = save_stage_model(model_dir(config, spec.name), spec.name, module.transformer,

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
 from longvie.config import LongvieConfig
+from longvie.ranks import is_rank_zero
 from longvie.training.sampling import Phase, StepBatchSampler, total_steps
 
 LAST = "last.ckpt"
@@ -148,7 +149,7 @@ def mlflow_logger(config: LongvieConfig, run_name: str,
         tags={**standard_tags(config), **owner_tags(), **(extra_tags or {})},
         run_id=run_id,
     )
-    if id_file is not None:
+    if id_file is not None and is_rank_zero():  # the other ranks' logger has no run
         id_file.parent.mkdir(parents=True, exist_ok=True)
         id_file.write_text(logger.run_id + "\n")
     return logger
