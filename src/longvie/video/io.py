@@ -149,32 +149,28 @@ def presentation_order(frames: Iterable[tuple[float, object]],
     decoder can have explains it, so the times are wrong, not the order).
     """
     buffer: list[tuple[float, int, object]] = []
-    last: float | None = None
+    shown: float | None = None
+
+    def show() -> tuple[float, object]:
+        nonlocal shown
+        seconds, _, frame = heapq.heappop(buffer)
+        if seconds == shown:
+            raise VideoReadError(
+                f"bad timestamps: two frames share the presentation time {seconds:.3f} s")
+        shown = seconds
+        return seconds, frame
+
     for arrival, (seconds, frame) in enumerate(frames):
-        if last is not None and seconds <= last:
-            raise VideoReadError(_disorder(seconds, last, window))
+        if shown is not None and seconds < shown:
+            raise VideoReadError(
+                f"bad timestamps: a frame at {seconds:.3f} s arrives after the one at "
+                f"{shown:.3f} s and more than {window} others, out of order beyond any "
+                "decoder's reorder delay")
         heapq.heappush(buffer, (seconds, arrival, frame))
         if len(buffer) > window:
-            last, _, earliest = heapq.heappop(buffer)
-            _check_repeat(last, buffer)
-            yield last, earliest
+            yield show()
     while buffer:
-        last, _, earliest = heapq.heappop(buffer)
-        _check_repeat(last, buffer)
-        yield last, earliest
-
-
-def _check_repeat(seconds: float, buffer: list[tuple[float, int, object]]) -> None:
-    if buffer and buffer[0][0] == seconds:
-        raise VideoReadError(
-            f"bad timestamps: two frames share the presentation time {seconds:.3f} s")
-
-
-def _disorder(seconds: float, last: float, window: int) -> str:
-    if seconds == last:
-        return f"bad timestamps: two frames share the presentation time {seconds:.3f} s"
-    return (f"bad timestamps: a frame at {seconds:.3f} s arrives after the one at {last:.3f} s "
-            f"and more than {window} others, out of order beyond any decoder's reorder delay")
+        yield show()
 
 
 def read_video(path: Path) -> tuple[np.ndarray, float]:
