@@ -51,6 +51,7 @@ def main(args: list[str]) -> int:
     from longvie.model.backbone import i2v_input
     from longvie.model.folder import load_generator
     from longvie.training.base import condition_of
+    from longvie.training.draws import step_draws
     from longvie.training.flow import noisy_and_target
     from longvie.training.stage_data import StageDataset
     from longvie.training.stage_run import stage_records, start_source
@@ -140,7 +141,7 @@ def main(args: list[str]) -> int:
                     items = default_collate([held_out[i] for i in
                                              range(start, min(start + CHUNK, len(held_out)))])
                     latents = items["video"]
-                    noise = torch.Generator().manual_seed(99 + start)
+                    noise = step_draws(99, 0, start, latents.shape[0]).samples
                     noisy, target, timesteps = noisy_and_target(
                         latents, torch.full((latents.shape[0],), sigma), noise)
                     if start not in held_out_dense:
@@ -178,8 +179,9 @@ def main(args: list[str]) -> int:
         items = default_collate([train[i] for i in indices])
         items["dense"] = dense_of(items)
         items["sparse"] = sparse_of(items, [train.records[i] for i in indices])
-        flow = module.flow_batch(items, 0, draws)
-        loss = flow_matching_terms(transformer, flow, draws, module.shift)["total"]
+        step_random = module.step_draws(step, batch)
+        flow = module.flow_batch(items, 0, step_random)
+        loss = flow_matching_terms(transformer, flow, step_random.samples, module.shift)["total"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

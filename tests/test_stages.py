@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from longvie.config import ConfigError, compose
 from longvie.errors import LongvieError
+from longvie.training.draws import step_draws
 from longvie.training.stages import (
     STAGES,
     ControllerModule,
@@ -83,19 +84,19 @@ def test_stage3_terms_tie_the_first_latent_and_consistency_needs_history():
     weights = {"w_deg": 0.2, "w_gt": 0.15, "w_cons": 0.5}
     flow = FlowBatch(latents(1), control_input(latents(1))[:, 20:], text, latents(2), latents(3))
     with torch.no_grad():
-        alone = flow_matching_terms(module.transformer, flow, torch.Generator().manual_seed(0),
+        alone = flow_matching_terms(module.transformer, flow, step_draws(0, 0, 0, B).samples,
                                     3.0, weights)
     assert set(alone) == {"diff", "deg", "gt", "cons", "total"}
     assert float(alone["cons"]) == 0.0  # no history: nothing to be consistent with
     flow.history = latents(4)[:, :, -2:]
     with torch.no_grad():
-        terms = flow_matching_terms(module.transformer, flow, torch.Generator().manual_seed(0),
+        terms = flow_matching_terms(module.transformer, flow, step_draws(0, 0, 0, B).samples,
                                     3.0, weights)
     assert float(terms["cons"]) > 0
     expected = terms["diff"] + 0.2 * terms["deg"] + 0.15 * terms["gt"] + 0.5 * terms["cons"]
     assert torch.allclose(terms["total"], expected)
     with torch.no_grad():
-        plain = flow_matching_terms(module.transformer, flow, torch.Generator().manual_seed(0),
+        plain = flow_matching_terms(module.transformer, flow, step_draws(0, 0, 0, B).samples,
                                     3.0)
     assert set(plain) == {"total"}
 
@@ -104,9 +105,9 @@ def test_stage1_degrades_the_dense_control_only_in_its_last_third():
     module = small_module("1", "training.stage1.steps=30", "training.stage1.data_p=1.0",
                           "training.stage1.feature_p=1.0")
     assert module.degrade_from_step() == 20
-    early = module.flow_batch(batch(), 19, torch.Generator().manual_seed(0))
+    early = module.flow_batch(batch(), 19, module.step_draws(19, B))
     assert early.dense_scale is None and torch.equal(early.dense, latents(2))
-    late = module.flow_batch(batch(), 20, torch.Generator().manual_seed(0))
+    late = module.flow_batch(batch(), 20, module.step_draws(20, B))
     assert late.dense_scale.shape == (B,)
     assert torch.all((0.05 <= late.dense_scale) & (late.dense_scale <= 1.0))
     assert not torch.equal(late.dense, latents(2))  # blurred / re-mixed depth, encoded again
@@ -115,10 +116,10 @@ def test_stage1_degrades_the_dense_control_only_in_its_last_third():
 
 def test_stage2_conditions_on_the_degraded_frame_with_its_probability():
     clean = small_module("2", "training.stage2.first_frame_p=0.0")
-    kept = clean.flow_batch(batch(), 0, torch.Generator().manual_seed(0))
+    kept = clean.flow_batch(batch(), 0, clean.step_draws(0, B))
     assert torch.equal(kept.condition[:, :, 0], latents(1)[:, :, 0])
     degraded = small_module("2", "training.stage2.first_frame_p=1.0")
-    changed = degraded.flow_batch(batch(), 0, torch.Generator().manual_seed(0))
+    changed = degraded.flow_batch(batch(), 0, degraded.step_draws(0, B))
     assert not torch.equal(changed.condition[:, :, 0], latents(1)[:, :, 0])
     assert torch.all(changed.condition[:, :, 1:] == 0)  # still one known frame
     assert changed.history is None  # history is stage 3's
@@ -129,13 +130,13 @@ def test_stage3_history_is_the_end_of_the_preceding_clip():
                           "training.stage3.first_frame_p=0.0")
     counts = set()
     for step in range(12):
-        flow = module.flow_batch(batch(), step, module.step_generator(step))
+        flow = module.flow_batch(batch(), step, module.step_draws(step, B))
         count = flow.history.shape[2]
         counts.add(count)
         assert torch.equal(flow.history, latents(4)[:, :, -count:])
     assert counts == {1, 2}  # history_frames [4, 8] on smoke
     none = small_module("3", "training.stage3.no_history_p=1.0")
-    assert none.flow_batch(batch(), 0, torch.Generator().manual_seed(0)).history is None
+    assert none.flow_batch(batch(), 0, none.step_draws(0, B)).history is None
 
 
 def test_history_lengths_must_be_whole_latent_frames_of_a_clip():

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -42,6 +43,22 @@ def test_a_sampler_iterated_again_continues_from_the_current_step():
     assert next(iter(sampler)) == full[2]
     step["now"] = 3
     assert list(sampler) == full[3:] and len(sampler) == 2
+
+
+def test_ranks_split_each_global_batch_and_draw_what_one_process_draws():
+    from longvie.training.draws import step_draws
+
+    whole = list(StepBatchSampler(10, PHASES, seed=3))
+    ranks = [list(StepBatchSampler(10, PHASES, seed=3, rank=r, world_size=2)) for r in (0, 1)]
+    assert [a + b for a, b in zip(*ranks, strict=True)] == whole
+    one = step_draws(7, 5, 0, 4).samples
+    split = step_draws(7, 5, 0, 2).samples + step_draws(7, 5, 2, 2).samples
+    assert all(torch.equal(torch.randn(3, generator=a), torch.randn(3, generator=b))
+               for a, b in zip(one, split, strict=True))
+    assert not torch.equal(torch.randn(3, generator=step_draws(7, 6, 0, 1).samples[0]),
+                           torch.randn(3, generator=step_draws(7, 5, 0, 1).samples[0]))
+    with pytest.raises(ValueError, match="multiple of 3"):
+        StepBatchSampler(10, PHASES, seed=3, world_size=3)
 
 
 KILLED_RUN = textwrap.dedent(

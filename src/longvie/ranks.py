@@ -15,3 +15,12 @@ RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK")
 def is_rank_zero() -> bool:
     """True unless a launcher marked this process as another rank."""
     return all(int(os.environ.get(name) or 0) == 0 for name in RANK_VARIABLES)
+
+
+def barrier() -> None:
+    """Wait for every rank of an initialised process group (no-op in a single process), e.g.
+    until rank 0 has written a file the other ranks read next."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

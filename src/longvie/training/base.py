@@ -14,6 +14,7 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -23,8 +24,10 @@ from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.model.backbone import i2v_input, latent_frames, unconditioned_input
 from longvie.model.losses import early_frame_weights, weighted_flow_matching_loss
+from longvie.ranks import barrier, is_rank_zero
+from longvie.training.draws import shard_start, step_draws
 from longvie.training.flow import noisy_and_target, sample_sigmas
-from longvie.training.sampling import Phase, phase_at, phases_from, step_rng, total_steps
+from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
 
 STEP_NAME = "base"
 
@@ -37,11 +40,12 @@ def condition_of(latents: torch.Tensor) -> torch.Tensor:
 
 
 def flow_matching_step(transformer, text_states: torch.Tensor, latents: torch.Tensor,
-                       generator: torch.Generator, shift: float, conditioned: bool,
+                       generators: Sequence[torch.Generator], shift: float, conditioned: bool,
                        frame_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The I2V flow-matching loss of one batch of clean latents (B, 16, F, h, w)."""
-    sigmas = sample_sigmas(latents.shape[0], shift, generator)
-    noisy, target, timesteps = noisy_and_target(latents, sigmas, generator)
+    """The I2V flow-matching loss of one batch of clean latents (B, 16, F, h, w), one generator
+    per sample."""
+    sigmas = sample_sigmas(generators, shift)
+    noisy, target, timesteps = noisy_and_target(latents, sigmas, generators)
     # Unconditioned: no mask, no condition (the text-to-image phase).
     inputs = i2v_input(noisy, condition_of(latents)) if conditioned else unconditioned_input(noisy)
     prediction = transformer(inputs, timesteps, text_states).sample
@@ -66,15 +70,16 @@ class BaseModule(L.LightningModule):
         phase = phase_at(self.phases, step)
         frames = latent_frames(phase.frames)
         latents = batch["video"][:, :, :frames]
-        rng = step_rng(self.seed, step, stream=2)
-        captions = ["" if rng.random() < self.caption_dropout else c for c in batch["caption"]]
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        count = latents.shape[0]
+        samples = step_draws(self.seed, step, shard_start(self, count), count).samples
+        captions = ["" if float(torch.rand(1, generator=g)) < self.caption_dropout else c
+                    for c, g in zip(batch["caption"], samples, strict=True)]
         # Loong weights the first 17 of 65 frames; a quarter of the latent frames here (21 -> 5
         # on wan14b, exactly Loong's 17 pixel frames; 5 -> 1 on tiny).
         weights = (early_frame_weights(frames, self.early_frame_lambda, max(1, frames // 4))
                    if self.early_frame_lambda > 0 else None)
         loss = flow_matching_step(self.transformer, self.text_encoder.encode(captions), latents,
-                                  generator, self.shift, conditioned=phase.frames > 1,
+                                  samples, self.shift, conditioned=phase.frames > 1,
                                   frame_weights=weights)
         self.log_dict({"base/loss": loss, "base/frames": float(phase.frames)}, prog_bar=True,
                       batch_size=latents.shape[0])
@@ -87,13 +92,13 @@ class BaseModule(L.LightningModule):
 @torch.no_grad()
 def heldout_loss(transformer, text_encoder, dataset, shift: float, seed: int = 1234) -> float:
     """Mean flow-matching loss on held-out full clips with fixed noise (comparable run to run)."""
-    generator = torch.Generator().manual_seed(seed)
     losses = []
     for index in range(len(dataset)):
         item = dataset[index]
         text = text_encoder.encode([item["caption"]])
+        generators = step_draws(seed, 0, index, 1).samples
         losses.append(float(flow_matching_step(transformer, text, item["video"].unsqueeze(0),
-                                               generator, shift, conditioned=True)))
+                                               generators, shift, conditioned=True)))
     return sum(losses) / len(losses)
 
 
@@ -119,7 +124,8 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     started = time.perf_counter()
     vae_report = train_vae(config, progress, log_mlflow, tags=tags)
     vae_dir = Path(vae_report["model"])
-    encoded = encode_clips(config, vae_dir, progress)
+    rank_zero = is_rank_zero()  # the other ranks of a DDP run read rank 0's files and train
+    encoded = encode_clips(config, vae_dir, progress) if rank_zero else None
     settings, model = config.training, config.model
     train_records = clip_records(config, ("train",), with_controls=True)
     L.seed_everything(settings.trainer.seed, workers=True, verbose=False)
@@ -133,21 +139,26 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
                         base.early_frame_lambda, base.shift, base.caption_dropout,
                         settings.trainer.seed)
     run_tags = {"longvie.step": "base", "longvie.part": "dit", **(tags or {})}
-    claim_checkpoints(config, STEP_NAME, {
-        "base": dataclasses.asdict(base), "model": dataclasses.asdict(model),
-        "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
-        "vae": files_stamp(str(vae_dir)), "data": data_stamp(config)})
+    if rank_zero:
+        claim_checkpoints(config, STEP_NAME, {
+            "base": dataclasses.asdict(base), "model": dataclasses.asdict(model),
+            "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
+            "vae": files_stamp(str(vae_dir)), "data": data_stamp(config)})
+    barrier()  # the latent cache is written and old checkpoints claimed
     logger = (mlflow_logger(config, "base/dit", run_tags, step_name=STEP_NAME) if log_mlflow
               else None)
     held_out = LatentDataset(config, clip_records(config, ("val", "benchmark"), with_controls=True)
                              [: base.heldout_clips])
     # The same seed builds the same initial weights, so this is the loss training starts from.
-    initial_loss = heldout_loss(transformer.eval(), text_encoder.eval(), held_out, base.shift)
+    initial_loss = (heldout_loss(transformer.eval(), text_encoder.eval(), held_out, base.shift)
+                    if rank_zero else None)
     transformer.train()
     text_encoder.train()
     trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
     data = StepDataModule(config, phases, lambda: LatentDataset(config, train_records))
     steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    if not rank_zero:  # rank 0 saves, reports and registers the one base
+        return {"steps": steps, "rank_zero": False}
     transformer.eval()
     text_encoder.eval()
     out_dir = Path(config.paths.models) / STEP_NAME / "model"

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import default_collate
 
 from longvie.training.stage_data import StageDataset
+from longvie.training.draws import step_draws
 from longvie.training.stages import ControllerModule, FlowBatch, flow_matching_terms
 
 SEED = 1234
@@ -87,9 +88,9 @@ def heldout_loss(module: ControllerModule, dataset: StageDataset, variant: Varia
         indices = range(start, min(start + CHUNK, len(dataset)))
         batch = default_collate([dataset[i] for i in indices])
         flow = _flow_batch(module, batch, variant, conditions, indices)
-        generator = torch.Generator().manual_seed(SEED + start)
+        generators = step_draws(SEED, 0, start, len(indices)).samples  # noise per clip
         for _ in range(DRAWS):
-            loss = flow_matching_terms(module.transformer, flow, generator, module.shift)["total"]
+            loss = flow_matching_terms(module.transformer, flow, generators, module.shift)["total"]
             total += float(loss) * len(indices)
             count += len(indices)
     module.transformer.train(was_training)

@@ -19,7 +19,8 @@ import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
-from longvie.training.sampling import Phase, phase_at, phases_from, step_rng, total_steps
+from longvie.training.draws import shard_start
+from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
 from longvie.training.vae import crop_frames
 
 STEP_NAME = "pretrain_vae_gan"
@@ -49,7 +50,9 @@ class AdversarialDecoderModule(L.LightningModule):
     def training_step(self, batch: dict, batch_index: int) -> None:
         step = self.global_step
         phase = phase_at(self.phases, step)
-        video = crop_frames(batch["video"], phase.frames, step_rng(self.seed, step, stream=3))
+        count = batch["video"].shape[0]
+        video = crop_frames(batch["video"], phase.frames, self.seed, step, 3,
+                            shard_start(self, count))
         with torch.no_grad():
             latents = self.vae.encode(video).latent_dist.mode()
         decoded = self.vae.decode(latents).sample

@@ -2,7 +2,8 @@
 
 Lightning restores the step counter from the last checkpoint; a sampler that starts at that step
 and derives each batch from ``(seed, step)`` alone then yields the very batches the uninterrupted
-run would have seen: no step is repeated with other data, none is skipped.
+run would have seen: no step is repeated with other data, none is skipped. Under DDP every rank
+draws the same global batch and keeps its own slice (Lightning's sampler injection is off).
 """
 
 from __future__ import annotations
@@ -56,20 +57,29 @@ class StepBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, dataset_size: int, phases: Sequence[Phase], seed: int,
-                 start_step: int | Callable[[], int] = 0, end_step: int | None = None) -> None:
+                 start_step: int | Callable[[], int] = 0, end_step: int | None = None,
+                 rank: int = 0, world_size: int = 1) -> None:
         if dataset_size < 1:
             raise ValueError("no training samples")
+        for phase in phases:
+            if phase.batch_size % world_size:
+                raise ValueError(f"batch_size {phase.batch_size} does not split over "
+                                 f"{world_size} processes: make it a multiple of {world_size}")
         self.size, self.phases, self.seed = dataset_size, list(phases), seed
         self._start = start_step
         self.end = total_steps(self.phases) if end_step is None else end_step
+        self.rank, self.world_size = rank, world_size
 
     @property
     def start(self) -> int:
         return self._start() if callable(self._start) else self._start
 
     def batch(self, step: int) -> list[int]:
+        """This rank's share of the step's global batch (``batch_size`` is the global size)."""
         size = phase_at(self.phases, step).batch_size
-        return step_rng(self.seed, step).integers(0, self.size, size=size).tolist()
+        indices = step_rng(self.seed, step).integers(0, self.size, size=size).tolist()
+        share = size // self.world_size
+        return indices[self.rank * share:(self.rank + 1) * share]
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start, self.end):

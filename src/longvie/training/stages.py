@@ -15,6 +15,7 @@ zero-initialised controller). What differs is switched on by the stage's :class:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -30,8 +31,8 @@ from longvie.model.degradations import (
 from longvie.model.flow_sampler import renoise_and_denoise
 from longvie.model.losses import boundary_weights, stage3_loss, weighted_flow_matching_loss
 from longvie.training.base import condition_of
+from longvie.training.draws import StepDraws, shard_start, step_draws
 from longvie.training.flow import noisy_and_target, sample_sigmas
-from longvie.training.sampling import step_rng
 from longvie.training.stage_data import StageInputs
 
 
@@ -89,9 +90,11 @@ class FlowBatch:
     history: torch.Tensor | None = None
 
 
-def flow_matching_terms(transformer, batch: FlowBatch, generator: torch.Generator, shift: float,
-                        stage3_weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
-    """The loss terms of one batch; ``stage3_weights`` adds stage 3's boundary weights + terms.
+def flow_matching_terms(transformer, batch: FlowBatch, generators: Sequence[torch.Generator],
+                        shift: float, stage3_weights: dict[str, float] | None = None
+                        ) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch (one generator per sample); ``stage3_weights`` adds stage 3's
+    boundary weights + terms.
 
     Without them: ``{"total": plain flow-matching MSE}``. With them ẑ_0, the clean first latent
     the prediction implies (x_t - s v), is tied to the degraded condition (low frequencies), the
@@ -104,8 +107,8 @@ def flow_matching_terms(transformer, batch: FlowBatch, generator: torch.Generato
     other wrecked frame 0 (held-out frame-0 loss 0.03 -> 3.3 in a first run).
     """
     latents = batch.latents
-    sigmas = sample_sigmas(latents.shape[0], shift, generator)
-    noisy, target, timesteps = noisy_and_target(latents, sigmas, generator)
+    sigmas = sample_sigmas(generators, shift)
+    noisy, target, timesteps = noisy_and_target(latents, sigmas, generators)
     prediction = transformer(
         i2v_input(noisy, batch.condition), timesteps, batch.text,
         dense=None if batch.dense is None else control_input(batch.dense),
@@ -124,6 +127,13 @@ def flow_matching_terms(transformer, batch: FlowBatch, generator: torch.Generato
     end_of_history = batch.condition[:, :, 0] if batch.history is not None else first.detach()
     return stage3_loss(diffusion, first, batch.condition[:, :, 0], latents[:, :, 0],
                        end_of_history, **stage3_weights)
+
+
+def per_sample(degrade, generators: Sequence[torch.Generator], *tensors: torch.Tensor
+               ) -> torch.Tensor:
+    """``degrade(*rows, generator)`` applied to each sample with its own generator, stacked."""
+    return torch.cat([degrade(*(t[i:i + 1] for t in tensors), g)
+                      for i, g in enumerate(generators)])
 
 
 @dataclass
@@ -177,9 +187,10 @@ class ControllerModule(L.LightningModule):
 
     # --- the step -----------------------------------------------------------------------------
 
-    def step_generator(self, step: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + 7_919 * self.spec.number
-                                             + step)
+    def step_draws(self, step: int, count: int) -> StepDraws:
+        """The draws of this process's ``count`` samples of ``step`` (rank-independent)."""
+        return step_draws(self.seed, step, shard_start(self, count), count,
+                          stream=self.spec.number)
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         terms, flow = self.step_terms(batch, self.global_step)
@@ -195,32 +206,37 @@ class ControllerModule(L.LightningModule):
 
     def step_terms(self, batch: dict, step: int) -> tuple[dict[str, torch.Tensor], FlowBatch]:
         """The loss terms of optimizer step ``step`` (a pure function of the batch and step)."""
-        generator = self.step_generator(step)
-        flow = self.flow_batch(batch, step, generator)
+        draws = self.step_draws(step, batch["video"].shape[0])
+        flow = self.flow_batch(batch, step, draws)
         weights = None
         if self.spec.history:
             weights = {"w_deg": self.settings.w_deg, "w_gt": self.settings.w_gt,
                        "w_cons": self.settings.w_cons}
-        return flow_matching_terms(self.transformer, flow, generator, self.shift, weights), flow
+        return (flow_matching_terms(self.transformer, flow, draws.samples, self.shift, weights),
+                flow)
 
-    def flow_batch(self, batch: dict, step: int, generator: torch.Generator) -> FlowBatch:
-        """The batch with this stage's degradations applied (all draws from ``generator``)."""
+    def flow_batch(self, batch: dict, step: int, draws: StepDraws) -> FlowBatch:
+        """The batch with this stage's degradations applied. Each sample draws from its own
+        generator in ``draws`` (so a batch split over ranks draws the same); the history length
+        is one draw for the whole batch."""
         latents, dense = batch["video"], batch["dense"]
-        rng = step_rng(self.seed, step, stream=2)
-        captions = ["" if rng.random() < self.caption_dropout else c for c in batch["caption"]]
+        samples = draws.samples
+        captions = ["" if float(torch.rand(1, generator=g)) < self.caption_dropout else c
+                    for c, g in zip(batch["caption"], samples, strict=True)]
         with torch.no_grad():
             text = self.text_encoder.encode(captions)
         condition = self.clean_condition(batch)
         dense_scale = None
         if self.spec.dense_degradation and step >= self.degrade_from_step():
             settings = self.settings
-            dense_scale = sample_dense_feature_scale(latents.shape[0], settings.feature_p,
-                                                     settings.feature_low, settings.feature_high,
-                                                     generator)
-            dense = self.degraded_dense(batch["depth"], dense, generator)
+            dense_scale = torch.cat([
+                sample_dense_feature_scale(1, settings.feature_p, settings.feature_low,
+                                           settings.feature_high, g) for g in samples])
+            dense = per_sample(self.degraded_dense, samples, batch["depth"], dense)
         if self.spec.first_frame_degradation:
-            condition = self.degraded_condition(batch["first_frame"], condition, generator)
-        history = self.history(batch["previous"], generator) if self.spec.history else None
+            condition = per_sample(self.degraded_condition, samples, batch["first_frame"],
+                                   condition)
+        history = self.history(batch["previous"], draws) if self.spec.history else None
         return FlowBatch(latents, condition, text, dense, batch["sparse"], dense_scale, history)
 
     def degrade_from_step(self) -> int:
@@ -298,18 +314,25 @@ class ControllerModule(L.LightningModule):
 
     # --- stage 3: history ----------------------------------------------------------------------
 
-    def history(self, previous: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
-        """The last N_H / 4 latents of the preceding clips, degraded by T; None with p."""
+    def history(self, previous: torch.Tensor, draws: StepDraws) -> torch.Tensor | None:
+        """The last N_H / 4 latents of the preceding clips, degraded by T; None with p. Whether
+        and how long is drawn once for the batch (the history latents are stacked)."""
         settings = self.settings
-        if float(torch.rand(1, generator=generator)) < settings.no_history_p:
+        if float(torch.rand(1, generator=draws.batch)) < settings.no_history_p:
             return None
-        choice = int(torch.randint(len(settings.history_frames), (1,), generator=generator))
+        choice = int(torch.randint(len(settings.history_frames), (1,), generator=draws.batch))
         count = settings.history_frames[choice] // 4
+        degraded = per_sample(self.degraded_history, draws.samples, previous)
+        return degraded[:, :, -count:]
+
+    def degraded_history(self, previous: torch.Tensor, generator: torch.Generator
+                         ) -> torch.Tensor:
+        settings = self.settings
         degraded, _ = degrade_latent_video(
             previous, settings.first_frame_p, self.round_trip, self.regenerate_video(generator),
             generator, encoding_share=settings.encoding_share, num_steps=settings.sampling_steps,
             max_rounds=settings.history_encoding_rounds)
-        return degraded[:, :, -count:]
+        return degraded
 
     def round_trip(self, latents: torch.Tensor) -> torch.Tensor:
         return self.codec.encode(self.codec.decode(latents))

@@ -213,6 +213,8 @@ def build_trainer(config: LongvieConfig, step_name: str, max_steps: int, logger=
         num_sanity_val_steps=0,
         limit_val_batches=0,
         deterministic=False,
+        # StepBatchSampler shards each step's global batch over the ranks itself.
+        use_distributed_sampler=False,
         default_root_dir=str(checkpoint_dir(config, step_name).parent),
     )
 
@@ -293,9 +295,12 @@ class StepDataModule(L.LightningDataModule):
         return self.trainer.global_step if self.trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
         sampler = StepBatchSampler(len(self.dataset), self.phases,
                                    self.config.training.trainer.seed,
                                    start_step=self.current_step,
-                                   end_step=total_steps(self.phases))
+                                   end_step=total_steps(self.phases),
+                                   rank=trainer.global_rank if trainer is not None else 0,
+                                   world_size=trainer.world_size if trainer is not None else 1)
         return DataLoader(self.dataset, batch_sampler=sampler,
                           num_workers=self.config.training.trainer.num_workers)

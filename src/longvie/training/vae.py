@@ -15,18 +15,25 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
-from longvie.training.sampling import Phase, phase_at, phases_from, step_rng, total_steps
+from longvie.ranks import barrier, is_rank_zero
+from longvie.training.draws import shard_start
+from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
 
 STEP_NAME = "vae"
 
 
-def crop_frames(video: torch.Tensor, frames: int, rng) -> torch.Tensor:
-    """A random window of ``frames`` frames per sample of (B, 3, T, H, W)."""
-    starts = rng.integers(0, video.shape[2] - frames + 1, size=video.shape[0])
+def crop_frames(video: torch.Tensor, frames: int, seed: int, step: int, stream: int,
+                first: int = 0) -> torch.Tensor:
+    """A random window of ``frames`` frames per sample of (B, 3, T, H, W). The sample at global
+    batch position ``first + i`` draws from its own stream, so ranks crop what one process would."""
+    span = video.shape[2] - frames + 1
+    starts = [int(np.random.default_rng([seed, step, stream, first + i]).integers(0, span))
+              for i in range(video.shape[0])]
     return torch.stack([clip[:, s : s + frames] for clip, s in zip(video, starts, strict=True)])
 
 
@@ -48,7 +55,9 @@ class VaeModule(L.LightningModule):
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         step = self.global_step
         phase = phase_at(self.phases, step)
-        video = crop_frames(batch["video"], phase.frames, step_rng(self.seed, step, stream=1))
+        count = batch["video"].shape[0]
+        video = crop_frames(batch["video"], phase.frames, self.seed, step, 1,
+                            shard_start(self, count))
         posterior = self.vae.encode(video).latent_dist
         reconstruction = self.vae.decode(posterior.mode()).sample
         l1 = (reconstruction - video).abs().mean()
@@ -120,24 +129,29 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     module = VaeModule(vae, phases, settings.vae.learning_rate, settings.vae.kl_weight,
                        settings.trainer.seed)
     run_tags = {"longvie.step": "base", "longvie.part": "vae", **(tags or {})}
-    claim_checkpoints(config, STEP_NAME, {
-        "vae": dataclasses.asdict(settings.vae), "model": dataclasses.asdict(config.model.vae),
-        "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
-        "data": data_stamp(config)})
+    if is_rank_zero():
+        claim_checkpoints(config, STEP_NAME, {
+            "vae": dataclasses.asdict(settings.vae), "model": dataclasses.asdict(config.model.vae),
+            "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
+            "data": data_stamp(config)})
     logger = (mlflow_logger(config, "base/vae", run_tags, step_name=STEP_NAME) if log_mlflow
               else None)
     trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
     data = StepDataModule(config, phases, lambda: ClipDataset(
         clip_records(config, ("train",)), config.training.trainer.preload))
     steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    out_dir = Path(config.paths.models) / STEP_NAME / "model"
+    if not is_rank_zero():  # rank 0 saves the one VAE folder; the others read it after it
+        barrier()
+        return {"steps": steps, "model": str(out_dir), "rank_zero": False}
     sample = ClipDataset(clip_records(config, ("train",))[:STATISTICS_CLIPS], preload=False)
     set_latent_statistics(vae, [sample[i]["video"] for i in range(len(sample))])
     held_out = ClipDataset(clip_records(config, ("val", "benchmark"))[:8], preload=True)
     psnr = reconstruction_psnr(vae, [held_out[i]["video"] for i in range(len(held_out))])
-    out_dir = Path(config.paths.models) / STEP_NAME / "model"
     staging = out_dir.with_name(".model.partial")
     vae.save_pretrained(staging)
     replace_directory(staging, out_dir)
+    barrier()
     return {
         "steps": steps,
         "heldout_psnr_db": round(psnr, 2),
