@@ -85,7 +85,7 @@ def test_a_second_run_with_the_same_inputs_reuses_the_report(project, monkeypatc
 
     config = smoke(project, "benchmark.candidate=1")
     first = run.run_benchmark(config, progress=False, log_mlflow=False)
-    monkeypatch.setattr(run, "generate_and_score", lambda *a, **k: pytest.fail("regenerated"))
+    monkeypatch.setattr(run, "regenerate", lambda *a, **k: pytest.fail("regenerated"))
     again = run.run_benchmark(config, progress=False, log_mlflow=False)
     assert again["up_to_date"] and again["models"] == first["models"]
 
@@ -172,8 +172,8 @@ def test_a_crash_mid_benchmark_moves_no_alias_and_leaves_no_report(project, monk
             raise RuntimeError("killed mid-benchmark")
         return original(*args, **kwargs)
 
-    original = run.generate_and_score
-    monkeypatch.setattr(run, "generate_and_score", crash_on_second)
+    original = run.regenerate
+    monkeypatch.setattr(run, "regenerate", crash_on_second)
     before = aliases(config)
     with pytest.raises(RuntimeError, match="killed"):
         run.run_benchmark(config, progress=False, log_mlflow=False)
@@ -188,7 +188,7 @@ def test_a_crash_mid_benchmark_moves_no_alias_and_leaves_no_report(project, monk
 def test_an_unknown_candidate_fails_before_anything_is_generated(project, monkeypatch):
     from longvie.benchmark import run
 
-    monkeypatch.setattr(run, "generate_and_score", lambda *a, **k: pytest.fail("generated"))
+    monkeypatch.setattr(run, "regenerate", lambda *a, **k: pytest.fail("generated"))
     with pytest.raises(LongvieError, match="no such version"):
         run.run_benchmark(smoke(project, "benchmark.candidate=99"), progress=False)
 

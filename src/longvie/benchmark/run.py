@@ -117,13 +117,12 @@ def _stamp(config: LongvieConfig, entries: list[Contender], sources: list[str],
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _sampler(config: LongvieConfig, entry: Contender, seed: int | None = None):
+def _sampler(config: LongvieConfig, entry: Contender):
     from longvie.generation.long_video import GenerationSettings
 
     return GenerationSettings.from_config(
         config.generation, steps=config.benchmark.steps or config.generation.steps,
-        history=entry.history, unified_noise=entry.unified_noise,
-        seed=config.generation.seed if seed is None else seed)
+        history=entry.history, unified_noise=entry.unified_noise)
 
 
 def sampler_seeds(config: LongvieConfig) -> list[int]:
@@ -187,15 +186,15 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
         by_seed: dict[int, list[dict]] = {seed: [] for seed in runs}
         for video in videos:
             reference = references[video.source_id]
-            generated, scores = generate_and_score(config, entry, parts, video, reference,
-                                                    disparity, progress, seed=runs[0])
-            scores["metrics"].update(feature_metrics(config, generated, skipped))
-            repeats = [generate_and_score(config, entry, parts, video, reference, None, progress,
-                                          seed=seed, quality_only=True)[1] for seed in runs[1:]]
+            generated = regenerate(config, entry, parts, video, len(reference), runs, progress)
+            scores = score(config, video, generated[0], reference, disparity)
+            scores["metrics"].update(feature_metrics(config, generated[0], skipped))
+            repeats = [score(config, video, other, reference, None, quality_only=True)
+                       for other in generated[1:]]
             for seed, seeded in zip(runs, [scores, *repeats], strict=True):
                 by_seed[seed].append(seeded["metrics"])
             per_video[entry.name][video.source_id] = seed_means(scores, repeats)
-            outputs.setdefault(video.source_id, []).append(generated)
+            outputs.setdefault(video.source_id, []).append(generated[0])
         per_seed[entry.name] = {}
         for seed, rows in by_seed.items():
             means = average_metrics(rows)
@@ -262,39 +261,54 @@ def load_model(config: LongvieConfig, folder: Path):
     return load_generator(str(folder), config.model, with_controller=False)
 
 
-def generate_and_score(config: LongvieConfig, entry: Contender, parts, video,
-                        reference: np.ndarray, disparity, progress: bool,
-                        seed: int | None = None, quality_only: bool = False
-                        ) -> tuple[np.ndarray, dict]:
-    """One contender's regeneration of ``video`` (``parts`` None: the static video) and its
-    scores; ``quality_only`` keeps to the gate's figures (:func:`quality_scores`)."""
-    from longvie.benchmark.scoring import ClipTracks, quality_scores, score_video
-    from longvie.generation.long_video import generate_long_video
+def regenerate(config: LongvieConfig, entry: Contender, parts, video, frames: int,
+               seeds: list[int], progress: bool) -> list[np.ndarray]:
+    """One contender's regeneration of ``video``, one per sampler seed (``parts`` None: the
+    static video). The seeds' chains run as one batch."""
+    from longvie.generation.long_video import generate_long_videos
     from longvie.generation.plan import plan_clips
 
-    frames = len(reference)
-    spans = plan_clips(frames, config.video.clip_frames)
     first = video.first_frame()
     if parts is None:
-        generated = np.repeat(first[None], frames, axis=0)
-    else:
-        written: list[np.ndarray] = []
-        captions = [video.caption_at(span.start) for span in spans]
-        generate_long_video(parts, first, video, captions, frames, config.video.clip_frames,
-                            _sampler(config, entry, seed), written.append,
-                            config.model.condition_encoding, progress=progress)
-        generated = np.stack(written)
+        return [np.repeat(first[None], frames, axis=0)]
+    spans = plan_clips(frames, config.video.clip_frames)
+    written: list[list[np.ndarray]] = [[] for _ in seeds]
+    captions = [video.caption_at(span.start) for span in spans]
+    generate_long_videos(parts, first, video, captions, frames, config.video.clip_frames,
+                         _sampler(config, entry), seeds,
+                         lambda chain, frame: written[chain].append(frame),
+                         config.model.condition_encoding, progress=progress)
+    return [np.stack(frames_of_chain) for frames_of_chain in written]
+
+
+def score(config: LongvieConfig, video, generated: np.ndarray, reference: np.ndarray,
+          disparity, quality_only: bool = False) -> dict:
+    """The scores of one regeneration; ``quality_only`` keeps to the gate's figures
+    (:func:`quality_scores`)."""
+    from longvie.benchmark.scoring import ClipTracks, quality_scores, score_video
+    from longvie.generation.plan import plan_clips
+
+    spans = plan_clips(len(reference), config.video.clip_frames)
     if quality_only:
-        return generated, quality_scores(generated, reference, spans)
+        return quality_scores(generated, reference, spans)
 
     def tracks(span) -> ClipTracks | None:
         if span.index >= len(video.clips):
             return None
         return ClipTracks(*video.tracks(span.index))
 
-    scores = score_video(generated, reference, spans,
-                         lambda start, stop: video.span(start, stop)[0], tracks, disparity)
-    return generated, scores
+    return score_video(generated, reference, spans,
+                       lambda start, stop: video.span(start, stop)[0], tracks, disparity)
+
+
+def generate_and_score(config: LongvieConfig, entry: Contender, parts, video,
+                       reference: np.ndarray, disparity, progress: bool,
+                       seed: int | None = None, quality_only: bool = False
+                       ) -> tuple[np.ndarray, dict]:
+    """One seed's regeneration of ``video`` and its scores (what the bench scripts compare)."""
+    seed = config.generation.seed if seed is None else seed
+    generated = regenerate(config, entry, parts, video, len(reference), [seed], progress)[0]
+    return generated, score(config, video, generated, reference, disparity, quality_only)
 
 
 def seed_means(first: dict, repeats: list[dict]) -> dict:

@@ -104,16 +104,12 @@ def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-@locked_step("controls", writes=lambda c: [c.paths.controls, c.paths.reports])
-def extract_controls(config: LongvieConfig, progress: bool = True, force: bool = False) -> dict:
-    """Every source of the clip table; writes the index and ``reports/controls.json``."""
+def extract_sources(plans: list[SourcePlan], config: LongvieConfig, progress: bool = True,
+                    force: bool = False) -> dict[str, tuple[str, dict | str]]:
+    """``extract_checked`` of each plan over ``controls.workers`` processes: source id ->
+    ("ok", meta) or ("failed", reason). One failed source never stops the others."""
     from tqdm import tqdm
 
-    started = time.perf_counter()
-    plans = source_plans(config)
-    out_root = Path(config.paths.controls)
-    out_root.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out_root, {plan.source_id for plan in plans})
     results: dict[str, tuple[str, dict | str]] = {}
     bar = tqdm(total=len(plans), desc="controls", unit="video", disable=not progress)
     workers = min(config.controls.workers, len(plans))
@@ -129,6 +125,18 @@ def extract_controls(config: LongvieConfig, progress: bool = True, force: bool =
                 results[futures[future].source_id] = future.result()
                 bar.update()
     bar.close()
+    return results
+
+
+@locked_step("controls", writes=lambda c: [c.paths.controls, c.paths.reports])
+def extract_controls(config: LongvieConfig, progress: bool = True, force: bool = False) -> dict:
+    """Every source of the clip table; writes the index and ``reports/controls.json``."""
+    started = time.perf_counter()
+    plans = source_plans(config)
+    out_root = Path(config.paths.controls)
+    out_root.mkdir(parents=True, exist_ok=True)
+    _remove_stale(out_root, {plan.source_id for plan in plans})
+    results = extract_sources(plans, config, progress, force)
     _write_index(config, plans)
     report = summarise(config, plans, results, time.perf_counter() - started)
     reports = Path(config.paths.reports)

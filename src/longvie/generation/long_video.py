@@ -80,7 +80,13 @@ def control_latents(codec: LatentCodec, depth: np.ndarray, points: np.ndarray
 
 def to_frames(video: torch.Tensor) -> np.ndarray:
     """(1, 3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
-    return ((video[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    return batch_to_frames(video[:1])[0]
+
+
+def batch_to_frames(videos: torch.Tensor) -> np.ndarray:
+    """(B, 3, T, H, W) in [-1, 1] -> (B, T, H, W, 3) uint8."""
+    return ((videos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(
+        0, 2, 3, 4, 1).numpy()
 
 
 @torch.no_grad()
@@ -101,6 +107,29 @@ def generate_long_video(
     ``parts``: a :class:`longvie.model.folder.Generator`. ``captions``: one per clip or one for
     all. Returns the per-clip seconds.
     """
+    return generate_long_videos(parts, first_frame, controls, captions, total_frames,
+                                clip_frames, settings, [settings.seed],
+                                lambda _, frame: write(frame), condition_encoding, progress)
+
+
+@torch.no_grad()
+def generate_long_videos(
+    parts,
+    first_frame: np.ndarray,
+    controls: ControlVideo,
+    captions: Sequence[str] | str,
+    total_frames: int,
+    clip_frames: int,
+    settings: GenerationSettings,
+    seeds: Sequence[int],
+    write: Callable[[int, np.ndarray], None],
+    condition_encoding: str = "first_frame",
+    progress: bool = True,
+) -> dict:
+    """:func:`generate_long_video` for several sampler seeds at once, as one batch (the DiT and
+    VAE run far more efficiently on a batch than on one clip at a time on a CPU); ``write``
+    receives (index into ``seeds``, frame). Chain ``k`` is what a run with ``seeds[k]`` alone
+    generates, up to float summation order."""
     import time
 
     from tqdm import tqdm
@@ -109,11 +138,11 @@ def generate_long_video(
     captions = [captions] * len(spans) if isinstance(captions, str) else list(captions)
     if len(captions) < len(spans):
         captions += [captions[-1]] * (len(spans) - len(captions))
+    chains = len(seeds)
     codec = LatentCodec(parts.vae)
     transformer = parts.transformer.eval()
     null_text = parts.text_encoder.encode([""])
-    frame = video_tensor(first_frame[None]).unsqueeze(0)[:, :, 0]  # (1, 3, H, W)
-    latent_shape = None
+    frame = video_tensor(first_frame[None]).unsqueeze(0)[:, :, 0].expand(chains, -1, -1, -1)
     shared_noise = None
     history = previous_end = None  # history tokens; the last latent for the noise blend
     seconds = []
@@ -123,28 +152,30 @@ def generate_long_video(
         depth, points = padded_span(controls, span)
         dense, sparse = control_latents(codec, depth, points)
         condition = codec.condition(frame, clip_frames, condition_encoding)
-        if latent_shape is None:
-            latent_shape = dense.shape
-        generator = torch.Generator().manual_seed(settings.seed + (0 if settings.unified_noise
-                                                                   else span.index))
         if shared_noise is None or not settings.unified_noise:
-            shared_noise = torch.randn(latent_shape, generator=generator)
+            offset = 0 if settings.unified_noise else span.index
+            shared_noise = torch.cat([
+                torch.randn(dense.shape, generator=torch.Generator().manual_seed(seed + offset))
+                for seed in seeds])
         start_noise = shared_noise.clone()
         if settings.unified_noise and previous_end is not None:
             start_noise[:, :, 0] = (HISTORY_NOISE_BLEND * previous_end
                                     + (1 - HISTORY_NOISE_BLEND) * shared_noise[:, :, 0])
-        inputs = ClipInputs(condition, parts.text_encoder.encode([captions[span.index]]),
-                            null_text, dense, sparse, history)
+        text = parts.text_encoder.encode([captions[span.index]]).expand(chains, -1, -1)
+        inputs = ClipInputs(condition, text, null_text, dense.expand(chains, -1, -1, -1, -1),
+                            sparse.expand(chains, -1, -1, -1, -1), history)
         latents = sample_clip(transformer, inputs, start_noise, settings.steps, settings.shift,
                               settings.guidance, settings.solver)
-        video = to_frames(codec.decode(latents))
-        for index in range(span.keep_from, span.keep_to):
-            write(video[index])
+        videos = batch_to_frames(codec.decode(latents))
+        for chain, video in enumerate(videos):
+            for index in range(span.keep_from, span.keep_to):
+                write(chain, video[index])
         # The next clip starts from the last generated frame, decoded then encoded again.
-        frame = video_tensor(video[-1:]).unsqueeze(0)[:, :, 0]
+        frame = video_tensor(videos[:, -1]).permute(1, 0, 2, 3)
         count = settings.history_frames // 4
         history = latents[:, :, -count:] if settings.history and count else None
         previous_end = latents[:, :, -1]
-        seconds.append(time.perf_counter() - started)
+        seconds.append((time.perf_counter() - started) / chains)
     bar.close()
-    return {"clips": len(spans), "frames": total_frames, "seconds_per_clip": seconds}
+    return {"clips": len(spans), "frames": total_frames, "chains": chains,
+            "seconds_per_clip": seconds}
