@@ -178,7 +178,8 @@ async def main(port):
         await page.shot("ui_mlflow_version.png")
 
 
-with tempfile.TemporaryDirectory() as profile:
+# Chromium's helper processes may still write to the profile as the browser exits.
+with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
     browser = subprocess.Popen(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
