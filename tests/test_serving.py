@@ -126,7 +126,7 @@ def test_each_version_is_a_pyfunc_model_from_code_with_a_signature_and_no_pickle
     inputs = {column["name"] for column in json.loads(mlmodel["signature"]["inputs"])}
     assert {"first_frame", "depth_video", "depth", "point_map_video", "caption"} <= inputs
     params = {p["name"]: p["default"] for p in json.loads(mlmodel["signature"]["params"])}
-    assert params == {"seed": 0, "steps": 20, "shift": 3.0, "guidance": 3.0, "solver": "euler",
+    assert params == {"seed": 0, "steps": 8, "shift": 3.0, "guidance": 3.0, "solver": "unipc",
                       "history_frames": 8}
     assert (local / "input_example.json").is_file()
     assert (local / "code" / "longvie" / "serving" / "video_model.py").is_file()

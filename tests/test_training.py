@@ -3,6 +3,7 @@ with SIGKILL that resumes to exactly the weights of an uninterrupted run (VAE pr
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -230,6 +231,11 @@ def test_the_latent_cache_follows_the_bytes_of_each_clip_not_its_id(curated, tmp
     assert not torch.equal(load_file(latent_file(config, changed.clip_id))["video"], before)
     assert not latent_file(config, dropped.clip_id).exists()
     assert len(LatentDataset(config, [changed])) == 1
+    # A cache from the id-keyed format (no content keys) is named as such, not as "changed".
+    manifest = Path(config.paths.models) / "latents" / "manifest.json"
+    manifest.write_text(json.dumps({"vae": "old", "clip_ids": [changed.clip_id]}))
+    with pytest.raises(LongvieError, match="holds no content keys.*older version"):
+        LatentDataset(config, [changed])
 
 
 def test_only_rank_zero_records_the_mlflow_run_of_a_step(smoke_config, monkeypatch):

@@ -70,8 +70,11 @@ def process_alive(pid: int) -> bool:
 
 
 @contextmanager
-def step_lock(config: LongvieConfig, step: str) -> Iterator[Path]:
-    """Hold the root's lock for ``step`` (re-entrant within one process)."""
+def step_lock(config: LongvieConfig, step: str, wait_s: float | None = None,
+              wait_setting: str = "orchestration.step_lock_wait_s") -> Iterator[Path]:
+    """Hold the root's lock for ``step`` (re-entrant within one process), waiting ``wait_s``
+    (default ``orchestration.step_lock_wait_s``; ``wait_setting`` names it in the message)."""
+    wait_s = config.orchestration.step_lock_wait_s if wait_s is None else wait_s
     from filelock import FileLock, Timeout
 
     lock_file, record = lock_paths(config, step)
@@ -80,16 +83,14 @@ def step_lock(config: LongvieConfig, step: str) -> Iterator[Path]:
     except OSError as error:
         raise LongvieError(f"{step}: cannot create the lock folder {lock_file.parent} "
                            f"({error.strerror or error})") from error
-    lock = FileLock(str(lock_file), timeout=config.orchestration.step_lock_wait_s,
-                    is_singleton=True)
+    lock = FileLock(str(lock_file), timeout=wait_s, is_singleton=True)
     try:
         lock.acquire()
     except Timeout as error:
         raise StepBusyError(
             f"{step} is already running on {Path(config.paths.root).resolve()}: held by "
-            f"{describe_holder(record)}; wait for it to end, or raise "
-            f"orchestration.step_lock_wait_s (now {config.orchestration.step_lock_wait_s:g} s) "
-            "to queue behind it") from error
+            f"{describe_holder(record)}; wait for it to end, or raise {wait_setting} (now "
+            f"{wait_s:g} s) to queue behind it") from error
     outermost = lock.lock_counter == 1
     try:
         if outermost:

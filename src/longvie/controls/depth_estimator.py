@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from longvie.atomic import replace_directory
+from longvie.atomic import replace_directory, write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 from longvie.plots import plot_losses
@@ -131,7 +131,7 @@ def _write_report(config: LongvieConfig, report: dict, overwrite: bool) -> None:
     if path.is_file() and not overwrite:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomically(path, report)
 
 
 def _thinned(losses: list[float], points: int = 200) -> list[float]:

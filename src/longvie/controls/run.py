@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from longvie.atomic import write_atomically, write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.controls.accuracy import DepthStats, TrackingStats
 from longvie.controls.checks import check_source_controls
@@ -141,7 +142,7 @@ def extract_controls(config: LongvieConfig, progress: bool = True, force: bool =
     report = summarise(config, plans, results, time.perf_counter() - started)
     reports = Path(config.paths.reports)
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomically(reports / REPORT_NAME, report)
     return report
 
 
@@ -172,7 +173,8 @@ def _write_index(config: LongvieConfig, plans: list[SourcePlan]) -> None:
                 "near_disparity": meta["bounds"]["near"],
                 "far_disparity": meta["bounds"]["far"],
             })
-    pd.DataFrame(rows).to_parquet(out_root / INDEX_NAME, index=False)
+    table = pd.DataFrame(rows)
+    write_atomically(out_root / INDEX_NAME, lambda path: table.to_parquet(path, index=False))
 
 
 def summarise(
@@ -250,5 +252,5 @@ def report_from_outputs(config: LongvieConfig, seconds: float = 0.0) -> dict:
     report = summarise(config, plans, results, seconds)
     reports = Path(config.paths.reports)
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomically(reports / REPORT_NAME, report)
     return report

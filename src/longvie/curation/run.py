@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from longvie.atomic import replace_directory
+from longvie.atomic import replace_directory, write_json_atomically
 from longvie.config.schema import LongvieConfig
 from longvie.curation.process import SegmentResult, SourceResult, curate_source, delete_clips
 from longvie.curation.sources import SourceFile, discover
@@ -61,7 +61,7 @@ def curate(config: LongvieConfig, progress: bool = True) -> dict:
     reports = Path(config.paths.reports)
     reports.mkdir(parents=True, exist_ok=True)
     if not outcome.success:
-        (reports / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+        write_json_atomically(reports / REPORT_NAME, report)
         raise CurationError(
             f"clip table failed validation, output kept for inspection in {staging}\n"
             + outcome.summary()
@@ -69,7 +69,7 @@ def curate(config: LongvieConfig, progress: bool = True) -> dict:
     replace_directory(staging, curated)
     write_preview(clips, curated, reports / PREVIEW_NAME, config.curation.preview_clips)
     report["seconds"] = round(time.perf_counter() - started, 2)
-    (reports / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomically(reports / REPORT_NAME, report)
     return report
 
 

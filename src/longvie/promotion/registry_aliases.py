@@ -1,10 +1,10 @@
 """Apply the gate's verdict to the MLflow registry: aliases, version tags and ``promotion.json``.
 
 Two promotions at once must not leave the registry inconsistent. Each one holds an inter-process
-file lock (``<paths.models>/.registry.lock``) from reading the ``champion`` alias to writing the
-report, and refuses when the alias is no longer the champion its benchmark measured: the second
-of two concurrent promotions sees the first one's champion and asks for a new benchmark instead
-of comparing against a model that is no longer the champion.
+file lock (the ``registry`` step lock, ``<paths.models>/.locks/registry.lock``) from reading the
+``champion`` alias to writing the report, and refuses when the alias is no longer the champion
+its benchmark measured: the second of two concurrent promotions sees the first one's champion and
+asks for a new benchmark instead of comparing against a model that is no longer the champion.
 
 Write order, so that a crash at any point never leaves an alias on a version whose tags say
 otherwise: (1) drop the ``challenger`` alias if it is on a candidate about to become champion,
@@ -33,7 +33,6 @@ from longvie.errors import LongvieError
 from longvie.promotion.gate import CHAMPION, ModelsTable, SeedTable, composite_scores, decide
 
 CHALLENGER = "challenger"
-LOCK_NAME = ".registry.lock"
 REPORT_NAME = "promotion.json"
 TAG = "longvie.promotion."
 # Model version tag values are capped by the store; the full reasons are in the report.
@@ -52,22 +51,13 @@ def current_champion(config: LongvieConfig) -> int | None:
 
 @contextmanager
 def registry_lock(config: LongvieConfig) -> Iterator[Path]:
-    """Hold ``<paths.models>/.registry.lock`` (across processes) while the aliases change."""
-    from filelock import FileLock, Timeout
+    """Hold the root's ``registry`` step lock (across processes) while the aliases change; a
+    second promotion queues behind it for ``promotion.lock_timeout_s``."""
+    from longvie.step_lock import step_lock
 
-    path = Path(config.paths.models) / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=config.promotion.lock_timeout_s)
-    try:
-        lock.acquire()
-    except Timeout as error:
-        raise LongvieError(
-            f"another promotion has held {path} for over promotion.lock_timeout_s="
-            f"{config.promotion.lock_timeout_s} s; retry when it ends") from error
-    try:
+    with step_lock(config, "registry", config.promotion.lock_timeout_s,
+                   "promotion.lock_timeout_s") as path:
         yield path
-    finally:
-        lock.release()
 
 
 def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsTable, *,

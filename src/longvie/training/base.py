@@ -20,7 +20,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from longvie.atomic import replace_directory
+from longvie.atomic import replace_directory, write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.model.backbone import i2v_input, latent_frames, unconditioned_input
 from longvie.model.losses import early_frame_weights, weighted_flow_matching_loss
@@ -183,7 +183,7 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     }
     report_path = Path(config.paths.reports) / "train_base.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomically(report_path, report)
     if logger is not None:
         from longvie.registry import log_and_register
 
@@ -191,5 +191,5 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
                                      report["heldout"]["flow_matching_loss"])
         report["mlflow"] = log_and_register(config, logger.run_id, out_dir, "base", steps,
                                             report=report_path)
-        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_json_atomically(report_path, report)
     return report

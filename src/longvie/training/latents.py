@@ -147,6 +147,11 @@ class LatentDataset(torch.utils.data.Dataset):
             raise LongvieError(f"{len(missing)} clips have no cached latents (e.g. {missing[0]}): "
                                "encode them first (`longvie train stage=base`)")
         known = read_manifest(config)["clips"]
+        if not known:
+            raise LongvieError(
+                f"{latents_dir(config) / MANIFEST} holds no content keys (missing, or written "
+                "by an older version that keyed latents by clip id): re-encode them (`longvie "
+                "train stage=base`)")
         stale = [r for r in records if known.get(r.clip_id) != content_key(r)]
         if stale:
             raise LongvieError(

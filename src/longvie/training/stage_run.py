@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 from longvie.ranks import is_rank_zero
@@ -148,11 +149,11 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     }
     report_path = reports / f"train_{key}.json"
     reports.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomically(report_path, report)
     if logger is not None:
         report["mlflow"] = _log_outcome(config, logger, spec, report, out_dir, pictures,
                                         report_path)
-        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_json_atomically(report_path, report)
     return report
 
 
