@@ -32,7 +32,8 @@ HARNESS = REPO / "tests" / "kill_at_write.py"
 SKIPPED = ("mlruns", "mlflow.db", ".locks", "checkpoints", "mlflow_run_id", ".dvc")
 # Report keys that describe the run rather than its result: timings, ids, and how much of the
 # work this run did itself (a rerun after a kill finds part of it done).
-VOLATILE = ("second", "mlflow", "run_id", "since", "created", "time", "computed", "up_to_date")
+VOLATILE = ("second", "mlflow", "run_id", "since", "created", "time", "computed", "up_to_date",
+            "skipped")
 
 
 def smoke(root: Path, *args: str) -> list[str]:
@@ -117,6 +118,8 @@ def remove(*parts: str) -> Callable[[Path], None]:
 STEPS = {
     "synth": (["synth"], remove("data/raw/benchmark")),
     "curate": (["curate"], remove("data/curated", "reports/curation.json")),
+    "depth-estimator": (["depth-estimator"], remove("models/depth_estimator",
+                                                     "reports/depth_estimator.json")),
     "controls": (["controls"], remove("data/controls", "reports/controls.json")),
     "train stage 1": (["train", "stage=1"], remove("models/stage1")),
 }

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from longvie.atomic import write_atomically
+
 
 def plot_losses(losses: Sequence[float], path: Path, title: str,
                 ylabel: str = "training loss") -> Path:
@@ -36,7 +38,7 @@ def plot_losses(losses: Sequence[float], path: Path, title: str,
     axis.set_title(title)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path)
+    save_figure(figure, path)
     plt.close(figure)
     return path
 
@@ -80,19 +82,28 @@ def plot_series(per_model: dict[str, dict[str, Sequence[float]]], path: Path, ti
     axes[0][0].legend()
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path)
+    save_figure(figure, path)
     plt.close(figure)
     return path
 
 
+def save_figure(figure, path: Path) -> None:
+    """``figure.savefig`` written beside and renamed in (a kill leaves no half picture)."""
+    write_atomically(path, lambda temporary: figure.savefig(temporary,
+                                                            format=path.suffix.lstrip(".")))
+
+
 def write_columns(path: Path, columns: dict[str, Sequence[float]]) -> Path:
     """A CSV with one column per entry (header = the keys); shorter columns end in blanks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for row in zip_longest(*columns.values(), fillvalue=""):
-            writer.writerow([_cell(v) for v in row])
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for row in zip_longest(*columns.values(), fillvalue=""):
+                writer.writerow([_cell(v) for v in row])
+
+    write_atomically(path, write)
     return path
 
 

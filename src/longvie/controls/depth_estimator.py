@@ -94,8 +94,13 @@ def train_depth_estimator(config: LongvieConfig, progress: bool = True, force: b
     if not force and record_path.is_file():
         record = json.loads(record_path.read_text())
         if record.get("fingerprint") == stamp:
-            report = {**record, "skipped": True, "model": str(out_dir),
+            report = {**_reported(record), "skipped": True, "model": str(out_dir),
                       "seconds": round(time.perf_counter() - started, 2)}
+            plot = Path(config.paths.reports) / PLOT_NAME
+            if "loss_per_step" in record and not (plot.is_file()
+                                                  and plot.with_suffix(".csv").is_file()):
+                # A run killed after the model was swapped in, before its plot was written.
+                plot_losses(record["loss_per_step"], plot, "depth estimator")
             _write_report(config, report, overwrite=False)
             return report
     rgb, disparity = training_frames(config, rows)
@@ -115,14 +120,22 @@ def train_depth_estimator(config: LongvieConfig, progress: bool = True, force: b
         "train_seconds": round(history["seconds"], 2),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "losses": _thinned(losses),
+        # Every step's loss, so that a rerun can draw the plot a killed run did not.
+        "loss_per_step": [round(float(value), 6) for value in losses],
     }
     (staging / TRAINING_NAME).write_text(json.dumps(record, indent=2) + "\n")
     replace_directory(staging, out_dir)
-    plot_losses(losses, Path(config.paths.reports) / PLOT_NAME, "depth estimator")
-    report = {**record, "skipped": False, "model": str(out_dir),
+    plot_losses(record["loss_per_step"], Path(config.paths.reports) / PLOT_NAME,
+                "depth estimator")
+    report = {**_reported(record), "skipped": False, "model": str(out_dir),
               "seconds": round(time.perf_counter() - started, 2)}
     _write_report(config, report, overwrite=True)
     return report
+
+
+def _reported(record: dict) -> dict:
+    """The training record as the report shows it (the loss curve thinned)."""
+    return {k: v for k, v in record.items() if k != "loss_per_step"}
 
 
 def _write_report(config: LongvieConfig, report: dict, overwrite: bool) -> None:
