@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,29 +25,23 @@ def replace_directory(staging: Path, target: Path) -> None:
 
 
 def write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
-    """Readers see the old file or the new one, never half of one: temp file, fsync, rename.
-    Temp files a killed writer left beside ``path`` are removed (one writer per step and root:
-    the step locks)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
-        leftover.unlink(missing_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
+    """Readers see the old file or the new one, never half of one (:func:`write_atomically`,
+    synced to disk before the rename)."""
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", encoding="utf-8") as file:
             json.dump(payload, file, indent=2, allow_nan=False)
             file.write("\n")
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, write)
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(temporary)`` beside ``path``, then one rename: for writers that take a path
-    (a parquet table, an image), so readers never see half a file."""
+    """``write(temporary)`` beside ``path``, then one rename, so readers never see half a file.
+    The temporary name is fixed (``.<name>.tmp``; one writer per step and root: the step locks),
+    so whatever a killed writer left there is overwritten by the next one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     try:
