@@ -43,12 +43,22 @@ def lock_paths(config: LongvieConfig, step: str) -> tuple[Path, Path]:
     return folder / f"{name}.lock", folder / f"{name}.holder.json"
 
 
+# How long a refused run waits for the holder's record: the holder writes it just after it took
+# the lock, so a run started at the same moment can look before it is there.
+RECORD_WAIT_S = 2.0
+
+
 def describe_holder(record: Path) -> str:
     """Who holds the lock, from its holder record (or why that is unknown)."""
-    try:
-        holder = json.loads(record.read_text())
-    except (OSError, ValueError):
-        return "a process that has not written its holder record yet"
+    deadline = time.monotonic() + RECORD_WAIT_S
+    while True:
+        try:
+            holder = json.loads(record.read_text())
+            break
+        except (OSError, ValueError):
+            if time.monotonic() >= deadline:
+                return "a process that has not written its holder record yet"
+            time.sleep(0.05)
     text = (f"pid {holder.get('pid')} on {holder.get('host')} since "
             f"{holder.get('since')} ({holder.get('command')})")
     if holder.get("host") == socket.gethostname() and not process_alive(int(holder.get("pid", 0))):

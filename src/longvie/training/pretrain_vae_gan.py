@@ -19,7 +19,7 @@ import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
-from longvie.training.draws import shard_start, step_draws
+from longvie.training.draws import shard_start
 from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
 from longvie.training.vae import crop_frames
 
@@ -51,9 +51,8 @@ class AdversarialDecoderModule(L.LightningModule):
         step = self.global_step
         phase = phase_at(self.phases, step)
         count = batch["video"].shape[0]
-        video = crop_frames(batch["video"], phase.frames,
-                            step_draws(self.seed, step, shard_start(self, count), count,
-                                       stream=3).samples)
+        video = crop_frames(batch["video"], phase.frames, self.seed, step, 3,
+                            shard_start(self, count))
         with torch.no_grad():
             latents = self.vae.encode(video).latent_dist.mode()
         decoded = self.vae.decode(latents).sample

@@ -12,27 +12,28 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.ranks import barrier, is_rank_zero
-from longvie.training.draws import shard_start, step_draws
+from longvie.training.draws import shard_start
 from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
 
 STEP_NAME = "vae"
 
 
-def crop_frames(video: torch.Tensor, frames: int, generators: Sequence[torch.Generator]
-                ) -> torch.Tensor:
-    """A random window of ``frames`` frames per sample of (B, 3, T, H, W), each drawn from its
-    sample's generator (:mod:`longvie.training.draws`: ranks crop what one process would)."""
+def crop_frames(video: torch.Tensor, frames: int, seed: int, step: int, stream: int,
+                first: int = 0) -> torch.Tensor:
+    """A random window of ``frames`` frames per sample of (B, 3, T, H, W). The sample at global
+    batch position ``first + i`` draws from its own stream, so ranks crop what one process would."""
     span = video.shape[2] - frames + 1
-    starts = [int(torch.randint(span, (1,), generator=g)) for g in generators]
+    starts = [int(np.random.default_rng([seed, step, stream, first + i]).integers(0, span))
+              for i in range(video.shape[0])]
     return torch.stack([clip[:, s : s + frames] for clip, s in zip(video, starts, strict=True)])
 
 
@@ -55,9 +56,8 @@ class VaeModule(L.LightningModule):
         step = self.global_step
         phase = phase_at(self.phases, step)
         count = batch["video"].shape[0]
-        video = crop_frames(batch["video"], phase.frames,
-                            step_draws(self.seed, step, shard_start(self, count), count,
-                                       stream=1).samples)
+        video = crop_frames(batch["video"], phase.frames, self.seed, step, 1,
+                            shard_start(self, count))
         posterior = self.vae.encode(video).latent_dist
         reconstruction = self.vae.decode(posterior.mode()).sample
         l1 = (reconstruction - video).abs().mean()
