@@ -88,7 +88,7 @@ def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
             f"{seconds:.1f} s (run {outcome.run_id[:8]})")
         if not outcome.success:
             for event in outcome.all_events:
-                if event.is_failure and event.step_failure_data is not None:
+                if event.is_step_failure and event.step_failure_data is not None:
                     log(f"  {event.step_key}: {event.step_failure_data.error.message.strip()}")
         return outcome.success
 

@@ -122,3 +122,14 @@ def test_the_default_instance_lives_in_the_project(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME")
     instance = default_instance(tmp_path)
     assert Path(instance.root_directory) == (tmp_path / ".dagster_home").resolve()
+
+
+def test_a_failed_pass_names_the_failed_step_and_its_reason(made):
+    root, _ = made
+    lines: list[str] = []
+    missing = root / "no_such_raw_folder"
+    failed = materialize_graph(["profile=smoke", f"paths.root={root}", f"paths.raw={missing}"],
+                               _instance(root), log=lines.append)
+    assert not failed.success and [run["job"] for run in failed.failed()] == ["curation"]
+    assert any(line.startswith("dagster: curation FAILED") for line in lines), lines
+    assert any(str(missing) in line for line in lines if line.startswith("  ")), lines

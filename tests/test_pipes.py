@@ -155,7 +155,7 @@ def test_the_loss_check_fails_on_a_rising_base_loss_in_mlflow(tmp_path):
     assert evaluation.metadata["losses"].value == 20 and evaluation.metadata["window"].value == 2
     assert evaluation.metadata["first_mean"].value == pytest.approx(0.205)
     assert evaluation.metadata["last_mean"].value == pytest.approx(0.385)
-    assert "did not decrease" in evaluation.description
+    assert "rose beyond 2 standard errors" in evaluation.description
     assert run.info.run_id in evaluation.metadata["source"].value
 
 
@@ -166,7 +166,19 @@ def test_the_loss_check_fails_without_a_report(tmp_path):
 
 def test_the_trend_is_judged_on_the_first_and_last_tenth():
     assert judge_losses([3.0, 2.0, 2.5, 2.0, 1.0], 5)[0]  # 1.0 < 3.0 (windows of one)
-    assert not judge_losses([1.0] * 5 + [1.1] * 5, 5)[0]
+    assert not judge_losses([1.0] * 5 + [1.1] * 5, 5)[0]  # windows of one: no scatter to allow
+
+
+def test_a_flat_loss_that_scatters_passes_and_a_rise_beyond_the_scatter_fails():
+    scatter = [0.30, 0.40] * 10  # the first and last tenth: mean 0.35, each value +-0.05
+    flat = scatter + [0.35] * 60 + [value + 0.03 for value in scatter]
+    passed, description, figures = judge_losses(flat, 10)
+    assert passed and "flat within 2 standard errors" in description
+    assert figures["last_mean"] > figures["first_mean"]
+    rising = scatter + [0.35] * 60 + [value + 0.10 for value in scatter]
+    passed, description, _ = judge_losses(rising, 10)
+    assert not passed and "rose beyond 2 standard errors" in description
+    assert judge_losses(rising, 10, rise_standard_errors=10.0)[0]
     passed, description, figures = judge_losses([1.0, 1.2], 10)  # too short: finite is enough
     assert passed and "too few to judge the trend" in description
     assert not judge_losses([1.0, math.inf], 10)[0]

@@ -670,10 +670,14 @@ class OrchestrationConfig:
     executor: ExecutorKind = ExecutorKind.multiprocess
     # Steps the multiprocess executor runs at once; 0 = one per CPU core (Dagster's default).
     max_concurrent: int = 0
-    # The blocking check `training_loss_is_finite_and_decreasing` judges the trend (mean of the
-    # last 10 % of the logged losses below the first 10 %) only with at least this many losses;
+    # The blocking check `training_loss_is_finite_and_not_rising` judges the trend (mean of the
+    # last 10 % of the logged losses against the first 10 %) only with at least this many losses;
     # finiteness always. A run of a few steps (the smoke profile) has no trend to judge.
     loss_trend_min_steps: int = 10
+    # A rise of the last 10 %'s mean over the first's within this many standard errors of their
+    # difference is scatter, not divergence (stage 2 starts from a trained controller: its loss
+    # is flat: "last below first" stopped a fresh `make run` at 0.3558 vs 0.3474, 1.0 SE).
+    loss_rise_standard_errors: float = 2.0
     # Seconds a step waits for another run of the same step on the same root (its lock under
     # <paths.models>/.locks) before refusing with the holder's pid, host and command.
     step_lock_wait_s: float = 0.0

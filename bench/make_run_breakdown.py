@@ -1,0 +1,100 @@
+"""Where `make run`'s time goes: seconds per Dagster step of its last pass, from the instance.
+
+`make run` tags every Dagster run it makes with ``longvie/trigger = make run``. This script reads
+the last pass of those runs (from the newest ``curation`` run on) out of the project's Dagster
+instance (``<root>/.dagster_home``, or ``$DAGSTER_HOME``) and prints each asset step's seconds,
+the ``controls`` partitions summed (with their count), each job's wall time, and the share of
+the pass each step took. The rendering and the set-up before the graph are not Dagster runs:
+their time is the rest of what `make run` printed. Figures go to ``--out`` as JSON.
+
+    .venv/bin/python bench/make_run_breakdown.py [--root=PATH] [--out=JSON]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from script_options import take_option
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "make_run_breakdown.json"
+TRIGGER = {"longvie/trigger": "make run"}
+
+
+def last_pass(instance) -> list:
+    """The make-run run records of the newest pass, oldest first."""
+    import dagster as dg
+
+    records = instance.get_run_records(filters=dg.RunsFilter(tags=TRIGGER), ascending=True)
+    starts = [i for i, record in enumerate(records) if record.dagster_run.job_name == "curation"]
+    return list(records[starts[-1]:]) if starts else []
+
+
+def breakdown(instance, records: list) -> dict:
+    """Per step (partitions summed) and per job: seconds, count and status."""
+    steps: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "runs": 0, "failed": 0})
+    jobs: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "runs": 0})
+    for record in records:
+        run = record.dagster_run
+        if record.start_time and record.end_time:
+            jobs[run.job_name]["seconds"] += record.end_time - record.start_time
+        jobs[run.job_name]["runs"] += 1
+        for stats in instance.get_run_step_stats(run.run_id):
+            step = steps[stats.step_key]
+            if stats.start_time and stats.end_time:
+                step["seconds"] += stats.end_time - stats.start_time
+            step["runs"] += 1
+            step["failed"] += int(stats.status is not None and stats.status.value == "FAILURE")
+    wall = sum(job["seconds"] for job in jobs.values())
+    return {
+        "dagster_runs": len(records),
+        "wall_seconds": round(wall, 1),
+        "jobs": {name: {"seconds": round(job["seconds"], 1), "runs": job["runs"]}
+                 for name, job in jobs.items()},
+        "steps": {name: {"seconds": round(step["seconds"], 1), "runs": step["runs"],
+                         "failed": step["failed"],
+                         "share": round(step["seconds"] / wall, 3) if wall else 0.0}
+                  for name, step in sorted(steps.items(), key=lambda kv: -kv[1]["seconds"])},
+    }
+
+
+def main(args: list[str]) -> int:
+    from orchestration.home import dagster_home
+
+    root_text, args = take_option(args, "root", str(ROOT))
+    out_text, args = take_option(args, "out", str(RESULTS))
+    if args:
+        print(f"make_run_breakdown: unknown arguments {args}", file=sys.stderr)
+        return 2
+    import os
+
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home(Path(root_text).resolve()))
+    with dg.DagsterInstance.get() as instance:
+        records = last_pass(instance)
+        if not records:
+            print(f"make_run_breakdown: no `make run` pass in {os.environ['DAGSTER_HOME']}: run "
+                  "`make run` first", file=sys.stderr)
+            return 1
+        figures = breakdown(instance, records)
+    print(f"make run's last pass: {figures['dagster_runs']} Dagster runs, "
+          f"{figures['wall_seconds']:.0f} s")
+    for name, job in figures["jobs"].items():
+        print(f"  job {name:<50} {job['seconds']:8.1f} s  ({job['runs']} runs)")
+    for name, step in figures["steps"].items():
+        runs = f" x{step['runs']}" if step["runs"] > 1 else ""
+        failed = f", {step['failed']} failed" if step["failed"] else ""
+        print(f"  {name:<54} {step['seconds']:8.1f} s  {100 * step['share']:5.1f} %{runs}{failed}")
+    out = Path(out_text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main(sys.argv[1:]))
