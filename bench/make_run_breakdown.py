@@ -39,10 +39,13 @@ def breakdown(instance, records: list) -> dict:
     jobs: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "runs": 0})
     for record in records:
         run = record.dagster_run
-        if record.start_time and record.end_time:
-            jobs[run.job_name]["seconds"] += record.end_time - record.start_time
+        step_stats = instance.get_run_step_stats(run.run_id)
+        # A run killed with its process never records an end: its last step end stands in.
+        ends = [s.end_time for s in step_stats if s.end_time] + [record.end_time or 0.0]
+        if record.start_time:
+            jobs[run.job_name]["seconds"] += max(max(ends) - record.start_time, 0.0)
         jobs[run.job_name]["runs"] += 1
-        for stats in instance.get_run_step_stats(run.run_id):
+        for stats in step_stats:
             step = steps[stats.step_key]
             if stats.start_time and stats.end_time:
                 step["seconds"] += stats.end_time - stats.start_time
