@@ -13,6 +13,7 @@ their time is the rest of what `make run` printed. Figures go to ``--out`` as JS
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -72,8 +73,6 @@ def main(args: list[str]) -> int:
     if args:
         print(f"make_run_breakdown: unknown arguments {args}", file=sys.stderr)
         return 2
-    import os
-
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(dagster_home(Path(root_text).resolve()))

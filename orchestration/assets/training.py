@@ -8,6 +8,7 @@ metadata (``longvie.cli.training_metadata``). Each has the blocking check
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import dagster as dg
@@ -153,7 +154,8 @@ def judge_losses(losses: list[float], min_steps: int,
                        f"index {bad[0]}: {losses[bad[0]]})"), metadata
     head, tail = losses[:window], losses[-window:]
     first, last = sum(head) / window, sum(tail) / window
-    error = math.sqrt((_variance(head) + _variance(tail)) / window)
+    spread = [statistics.variance(part) if window > 1 else 0.0 for part in (head, tail)]
+    error = math.sqrt(sum(spread) / window)
     allowed = first + rise_standard_errors * error
     metadata |= {"first_mean": first, "last_mean": last, "standard_error": error}
     figures = (f"mean of the last {window} losses {last:.5f} vs the first {window} "
@@ -168,14 +170,6 @@ def judge_losses(losses: list[float], min_steps: int,
                       f"standard errors: {figures}"), metadata
     return False, (f"the training loss rose beyond {rise_standard_errors:g} standard errors: "
                    f"{figures}"), metadata
-
-
-def _variance(values: list[float]) -> float:
-    """Sample variance (0 for a single value)."""
-    if len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 def _check_training_loss(config, stage: str) -> dg.AssetCheckResult:
