@@ -55,9 +55,13 @@ test-assets:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	   apt-get install -y -qq --no-install-recommends postgresql) >/dev/null; }
 
+# Two pytest workers, one per core (pytest-xdist). Each test file stays on one worker, so its
+# module fixtures are built once; files are handed out in collection order, slow ones first
+# (tests/conftest.py), and each worker's torch uses its share of the cores.
 # pytest's exit code 5 means "no tests ran": that must fail, not pass.
+TEST_WORKERS ?= 2
 test: setup test-assets
-	$(BIN)/python -m pytest; rc=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # The DVC pipeline (needs data/raw: `longvie synth` or `dvc pull` first).

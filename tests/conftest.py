@@ -11,6 +11,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Under pytest-xdist each worker gets its share of the cores for torch (and the steps it starts
+# as subprocesses): two workers with every core each would spin against each other.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    _workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
 REPO = Path(__file__).resolve().parents[1]
 # Real videos no one here made: Debian's opencv-doc package (`make test-assets` installs it).
@@ -59,11 +64,13 @@ def curated(tmp_path_factory) -> Path:
 
 
 def copy_project(source: Path, target: Path, parts: tuple[str, ...] = ("data",)) -> Path:
-    """A project root at ``target`` with copies of ``source``'s ``parts`` folders."""
+    """A project root at ``target`` with copies of ``source``'s ``parts`` (folders or files)."""
     import shutil
 
+    target.mkdir(parents=True, exist_ok=True)
     for part in parts:
-        shutil.copytree(source / part, target / part)
+        copy = shutil.copytree if (source / part).is_dir() else shutil.copy2
+        copy(source / part, target / part)
     return target
 
 
@@ -105,3 +112,10 @@ def postgres():
         pytest.fail("PostgreSQL is not installed: run `make test-assets`")
     with PostgresServer() as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort: files keep their order otherwise): pytest-xdist hands
+    each worker the next file as it runs dry, so the long files start early and the short ones
+    fill the end, and both workers finish together (longest-first scheduling)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -21,6 +21,8 @@ from longvie.curation import curate
 from longvie.synth import render_dataset
 from tests.conftest import resources_with
 
+pytestmark = pytest.mark.slow  # controls of real and rendered videos
+
 
 def smoke(root: Path, *overrides: str):
     return compose(["profile=smoke", f"paths.root={root}", *overrides])

@@ -23,6 +23,8 @@ from safetensors.torch import load_file
 from longvie.config import compose
 from tests.conftest import copy_project
 
+pytestmark = pytest.mark.slow  # 2-process trainings
+
 DDP = ["training.trainer.devices=2", "training.trainer.strategy=ddp_find_unused_parameters_true"]
 STAGE1_STEPS = ["training.stage1.steps=6"]  # smoke: global batch 2, a checkpoint every 2 steps
 TIMEOUT_S = 600

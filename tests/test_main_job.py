@@ -12,6 +12,8 @@ from orchestration.definitions import defs
 from orchestration.main_job import default_instance, main, materialize_graph
 from orchestration.partitions import source_videos
 
+pytestmark = pytest.mark.slow  # make run's main job on smoke
+
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> tuple[Path, str]:

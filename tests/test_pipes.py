@@ -23,6 +23,8 @@ from orchestration.launch import EXECUTOR_ENV, code_location_executor, executor_
 from orchestration.resources import LongvieConfigResource
 from tests.conftest import copy_project, resources_with
 
+pytestmark = pytest.mark.slow  # trainings in Dagster Pipes children
+
 BASE_CHECK, STAGE1_CHECK, STAGE2_CHECK, _ = training_loss_checks
 
 

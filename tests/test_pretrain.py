@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import REPO, copy_project
 
+pytestmark = pytest.mark.slow  # the base pretrained
+
 # --- the corpus ---------------------------------------------------------------------------------
 
 

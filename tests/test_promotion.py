@@ -363,6 +363,29 @@ def test_a_stale_benchmark_is_refused_and_changes_nothing(registry):
     assert (Path(config.paths.reports) / "promotion.json").read_bytes() == report_before
 
 
+def test_a_promotion_stopped_after_its_alias_moved_is_finished_by_running_it_again(registry):
+    """Killed between the alias and the report, the registry already holds the decision: the
+    same benchmark's promotion finishes it; another benchmark's is still refused."""
+    from longvie.promotion import registry_aliases
+
+    config, client, new_version = registry
+    first, second = new_version(), new_version()
+    promote(config, first, table(CHAMPION), benchmarked_champion=None, benchmark_stamp="bench-1")
+    registry_aliases._apply(client, config.mlflow.registered_model, second, first,
+                            table(WINNER, CHAMPION), config, "bench-2", None)  # ... then killed
+    assert aliases(config, client) == {"champion": second}
+    assert read_report(config)["candidate_version"] == first
+    with pytest.raises(LongvieError, match="champion changed during the benchmark"):
+        promote(config, second, table(WINNER, CHAMPION), benchmarked_champion=first,
+                benchmark_stamp="bench-3")
+    report = promote(config, second, table(WINNER, CHAMPION), benchmarked_champion=first,
+                     benchmark_stamp="bench-2")
+    assert report["decision"] == "champion" and report["previous_champion"] == first
+    assert read_report(config) == report
+    assert aliases(config, client) == {"champion": second}
+    assert promotion_tags(config, client, first)["longvie.promotion.superseded_by"] == str(second)
+
+
 def test_a_table_and_benchmarked_champion_that_disagree_or_an_unknown_version_are_refused(
         registry):
     config, client, new_version = registry

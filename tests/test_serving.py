@@ -26,6 +26,8 @@ import pytest
 from longvie.config import compose
 from tests.conftest import random_stage3
 
+pytestmark = pytest.mark.slow  # models served from fresh processes
+
 FRAMES = 17  # two smoke clips (9 frames, one shared)
 SIZE = 32
 

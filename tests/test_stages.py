@@ -31,6 +31,8 @@ from longvie.training.stages import (
 )
 from tests.conftest import copy_project, resources_with
 
+pytestmark = pytest.mark.slow  # stages 1-3 trained
+
 B, F, H, W = 2, 3, 4, 4  # latent batch: 9 pixel frames of 32 x 32 (smoke)
 
 

@@ -19,6 +19,8 @@ from longvie.config import compose
 from longvie.training.sampling import Phase, StepBatchSampler, phase_at, total_steps
 from tests.conftest import copy_project, resources_with
 
+pytestmark = pytest.mark.slow  # the base trained, killed and resumed
+
 PHASES = [Phase(frames=1, steps=3, batch_size=4), Phase(frames=5, steps=2, batch_size=2)]
 
 

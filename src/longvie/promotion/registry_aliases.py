@@ -11,7 +11,9 @@ otherwise: (1) drop the ``challenger`` alias if it is on a candidate about to be
 (2) the candidate's ``longvie.promotion.*`` tags, (3) the alias of the decision, (4) the
 ``superseded_by`` tag of the replaced champion, (5) ``reports/promotion.json``. A crash after
 (2) leaves tags that no alias contradicts yet; the report, written last, only ever describes a
-decision the registry already holds. Rerunning the promotion repairs any of these states. When
+decision the registry already holds. Rerunning the promotion repairs any of these states (one
+stopped after its alias moved is recognised by the candidate's tags: the same benchmark stamp
+and previous champion, so it is finished, not refused as a champion that changed). When
 the report cannot be written (a full disk; an unwritable folder is refused before the lock by
 the step's preflight) the aliases and tags are put back as they were.
 """
@@ -82,6 +84,10 @@ def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsT
     _check_table(models_table, benchmarked_champion, candidate)
     with registry_lock(config):
         champion = _alias_version(client, name, CHAMPION)
+        if champion == candidate != benchmarked_champion and _decided_by(
+                client, name, candidate, benchmarked_champion, benchmark_stamp):
+            # This very promotion moved the alias and was stopped before its report: finish it.
+            champion = benchmarked_champion
         if champion != benchmarked_champion:
             raise LongvieError(
                 "champion changed during the benchmark: rerun the benchmark (it measured "
@@ -161,7 +167,7 @@ def _apply(client, name: str, candidate: int, champion: int | None, models: Mode
         "reasons": reasons,
         "composite": json.dumps({key: round(score, 6)
                                  for key, score in decision.composite.items()}),
-        "previous_champion": "none" if champion is None else str(champion),
+        "previous_champion": _tag_text(champion),
         "decided_at": decided_at,
         **({"benchmark": benchmark_stamp} if benchmark_stamp is not None else {}),
     }
@@ -211,6 +217,21 @@ def _already_champion(client, name: str, candidate: int, models: ModelsTable,
         "models": _plain(models),
         "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _decided_by(client, name: str, candidate: int, benchmarked_champion: int | None,
+                benchmark_stamp: str | None) -> bool:
+    """Whether the candidate's promotion tags record a decision on this benchmark (the same
+    stamp, the same previous champion): the registry then holds this promotion, whole or
+    stopped between its alias and its report, not another one that moved the champion."""
+    tags = client.get_model_version(name, str(candidate)).tags
+    return (benchmark_stamp is not None
+            and tags.get(TAG + "benchmark") == benchmark_stamp
+            and tags.get(TAG + "previous_champion") == _tag_text(benchmarked_champion))
+
+
+def _tag_text(version: int | None) -> str:
+    return "none" if version is None else str(version)
 
 
 def _alias_version(client, name: str, alias: str) -> int | None:

@@ -1,0 +1,31 @@
+"""The data version: the committed ``data.dvc`` is what the committed code renders on a fresh
+machine, so a fresh clone's first ``make run`` does not call itself a new data version."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.test_dvc import run
+
+pytestmark = pytest.mark.slow  # renders tiny's whole default data set
+
+
+def test_the_committed_data_version_is_what_the_committed_code_renders(tmp_path):
+    """A fresh clone's `make run` renders `tiny`'s default data; its DVC md5 must be the one
+    `data.dvc` commits, or every first run calls itself a new data version."""
+    for name in ("conf", "data.dvc", ".dvcignore", ".gitignore"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    committed = yaml.safe_load((tmp_path / "data.dvc").read_text())["outs"][0]
+    run(tmp_path, "git", "init", "-q")
+    run(tmp_path, "dvc", "init", "-q")
+    shutil.copy(REPO / ".dvc" / "config", tmp_path / ".dvc" / "config")
+    out = run(tmp_path, "longvie", "synth", f"paths.root={tmp_path}")
+    rendered = yaml.safe_load((tmp_path / "data.dvc").read_text())["outs"][0]
+    assert "data.dvc now tracks data/raw" in out
+    assert (rendered["md5"], rendered["size"]) == (committed["md5"], committed["size"]), (
+        "data.dvc is stale: commit the md5 a fresh `longvie synth` records")
