@@ -114,6 +114,15 @@ def postgres():
         yield server
 
 
+@pytest.fixture(scope="module")
+def harness():
+    """The fault corpus' kill-at-write harness (tests/fault_corpus.py), one per test file."""
+    from tests.fault_corpus import Harness
+
+    with Harness() as serving:
+        yield serving
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow tests first (a stable sort: files keep their order otherwise): pytest-xdist hands
     each worker the next file as it runs dry, so the long files start early and the short ones

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fault_corpus import Harness, assert_killed_anywhere_then_rerun_finishes, remove
+from tests.fault_corpus import assert_killed_anywhere_then_rerun_finishes, remove
 
 pytestmark = pytest.mark.slow  # each step run seven times, killed and again
 
@@ -18,12 +18,6 @@ STEPS = {
                                                      "reports/depth_estimator.json")),
     "controls": (["controls"], remove("data/controls", "reports/controls.json")),
 }
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with Harness() as serving:
-        yield serving
 
 
 @pytest.mark.parametrize("step", list(STEPS))

@@ -12,7 +12,7 @@ import pytest
 
 from longvie.config import compose
 from tests.conftest import copy_project, random_stage3
-from tests.fault_corpus import REGISTRY, Harness, assert_killed_anywhere_then_rerun_finishes, remove
+from tests.fault_corpus import REGISTRY, assert_killed_anywhere_then_rerun_finishes, remove
 
 pytestmark = pytest.mark.slow  # each step run seven times, killed and again
 
@@ -100,12 +100,6 @@ STEPS = {
                 (["stage3"], {"champion": "1"})),
 }
 CARRIED = {"benchmarked": ("data", "models", "reports", "mlruns", "mlflow.db")}
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with Harness() as serving:
-        yield serving
 
 
 @pytest.mark.parametrize("step", list(STEPS))
