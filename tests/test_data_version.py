@@ -29,3 +29,15 @@ def test_the_committed_data_version_is_what_the_committed_code_renders(tmp_path)
     assert "data.dvc now tracks data/raw" in out
     assert (rendered["md5"], rendered["size"]) == (committed["md5"], committed["size"]), (
         "data.dvc is stale: commit the md5 a fresh `longvie synth` records")
+
+
+def test_a_failed_dvc_commit_says_why_in_dvcs_own_words(tmp_path):
+    """`make run` once ended with "dvc commit failed" and nothing else: `--quiet` silences DVC's
+    ERROR lines too. The error must carry the reason."""
+    from longvie.data_version import DataVersionError, record_data
+
+    run(tmp_path, "git", "init", "-q")
+    run(tmp_path, "dvc", "init", "-q")
+    shutil.copy(REPO / "pretrain.dvc", tmp_path / "pretrain.dvc")  # data/pretrain never rendered
+    with pytest.raises(DataVersionError, match="output 'data/pretrain' does not exist"):
+        record_data(tmp_path, "pretrain.dvc", push=False)

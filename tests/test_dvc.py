@@ -53,9 +53,10 @@ def new_project(root: Path) -> Path:
     """A fresh git + DVC project holding this repository's pipeline files and smoke raw data,
     with the test's virtual environment as its .venv (what bin/longvie runs)."""
     root.mkdir(parents=True, exist_ok=True)
-    # weights/: tiny's shipped base, a dependency of the train_base stage.
+    # weights/: tiny's shipped base, a dependency of the train_base stage. pretrain.dvc: the
+    # pretraining corpus's record, whose data/pretrain a fresh clone does not have.
     for name in ("conf", "src", "orchestration", "bin", "weights", "dvc.yaml", "data.dvc",
-                 ".dvcignore", ".gitignore"):
+                 "pretrain.dvc", ".dvcignore", ".gitignore"):
         source = REPO / name
         copy = shutil.copytree if source.is_dir() else shutil.copy
         copy(source, root / name)
@@ -140,7 +141,10 @@ def test_make_run_on_postgresql_leaves_dvc_clean_and_a_stage_that_cannot_start_k
     assert not (root / "mlflow.db").exists() and not (home / "runs.db").exists()
 
     dvc = str(BIN / "dvc")
-    assert "Data and pipelines are up to date" in run(root, dvc, "status")
+    assert "Data and pipelines are up to date" in run(root, dvc, "status", "dvc.yaml")
+    # What a fresh clone's plain `dvc status` adds: the corpus it never rendered, nothing else.
+    assert run(root, dvc, "status", "--json").strip() == (
+        '{"pretrain.dvc": [{"changed outs": {"data/pretrain": "not in cache"}}]}')
     assert "Running stage" not in run(root, dvc, "repro")
 
     curated = digest(root / "data" / "curated")

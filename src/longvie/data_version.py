@@ -55,9 +55,9 @@ def record_data(root: Path, dvc_file: str, push: bool = True) -> str | None:
     data/raw; ``pretrain.dvc``: the pretraining corpus); its new md5, or None outside DVC."""
     if not (root / ".dvc").is_dir() or not (root / dvc_file).is_file():
         return None
-    dvc(root, "commit", "--force", "--quiet", dvc_file)
+    dvc(root, "commit", "--force", dvc_file)
     if push:
-        dvc(root, "push", "--quiet", dvc_file)
+        dvc(root, "push", dvc_file)
     outs = (yaml.safe_load((root / dvc_file).read_text()) or {}).get("outs") or [{}]
     return outs[0].get("md5")
 
@@ -89,5 +89,7 @@ def record_stages(root: Path, config) -> str:
     if differing:
         return (f"dvc.lock not updated: this run's settings differ from what params.yaml gives "
                 f"the stages ({', '.join(differing)})")
-    dvc(root, "commit", "--force", "--quiet")
-    return "dvc.lock records every stage of this run: `dvc status` is clean"
+    # dvc.yaml, not every tracked file: a clone that never rendered the pretraining corpus has
+    # no data/pretrain, and a bare `dvc commit` fails on pretrain.dvc's missing output.
+    dvc(root, "commit", "--force", "dvc.yaml")
+    return "dvc.lock records every stage of this run: `dvc status dvc.yaml` is clean"
