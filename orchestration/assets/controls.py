@@ -53,6 +53,24 @@ def depth_estimator(longvie: LongvieConfigResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata)
 
 
+def source_summary(meta: dict) -> dict[str, float]:
+    """One video's figures for MLflow and the materialisation: its size and, where ground truth
+    exists, the estimators' accuracy against it."""
+    from longvie.controls.accuracy import DepthStats, TrackingStats
+
+    summary: dict[str, float] = {"frames": meta["frames"], "clips": len(meta["clips"])}
+    if "accuracy" in meta:
+        tracking = TrackingStats.from_json(meta["accuracy"]["tracking"]).summary()
+        depth = DepthStats.from_json(meta["accuracy"]["depth"]).summary()
+        summary.update({
+            "tracking.median_epe_px": tracking["median_epe_px"],
+            "tracking.visibility_accuracy": tracking["visibility_accuracy"],
+            "depth.abs_rel": depth["abs_rel"],
+            "depth.delta1": depth["delta1"],
+        })
+    return summary
+
+
 def _plan(config, source_id: str):
     from longvie.controls.run import source_plans
 
@@ -76,7 +94,6 @@ def _plan(config, source_id: str):
 def control_signals(
     context: dg.AssetExecutionContext, longvie: LongvieConfigResource, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
-    from longvie.controls.accuracy import DepthStats, TrackingStats
     from longvie.controls.extract import PREVIEW_NAME, clips_digest
     from longvie.controls.report import log_source_run
     from longvie.controls.run import extract_checked
@@ -88,16 +105,7 @@ def control_signals(
         meta = extract_checked(plan, config)
     except LongvieError as error:
         raise dg.Failure(allow_retries=False, description=f"{plan.source_path}: {error}") from error
-    summary: dict[str, float] = {"frames": meta["frames"], "clips": len(meta["clips"])}
-    if "accuracy" in meta:
-        tracking = TrackingStats.from_json(meta["accuracy"]["tracking"]).summary()
-        depth = DepthStats.from_json(meta["accuracy"]["depth"]).summary()
-        summary.update({
-            "tracking.median_epe_px": tracking["median_epe_px"],
-            "tracking.visibility_accuracy": tracking["visibility_accuracy"],
-            "depth.abs_rel": depth["abs_rel"],
-            "depth.delta1": depth["delta1"],
-        })
+    summary = source_summary(meta)
     run_id = log_source_run(config, plan.source_id, summary, mlflow.tags(context))
     out_dir = Path(config.paths.controls) / plan.source_id
     metadata = {
