@@ -3,7 +3,8 @@
 `make run` tags every Dagster run it makes with ``longvie/trigger = make run``. This script reads
 the last pass of those runs (from the newest ``curation`` run on) out of the project's Dagster
 instance (``<root>/.dagster_home``, or ``$DAGSTER_HOME``) and prints each asset step's seconds,
-the ``controls`` partitions summed (with their count), each job's wall time, and the share of
+the ``controls`` runs summed (with their count: one run over every partition now, one per
+partition before issue 17), each job's wall time, and the share of
 the pass each step took. The rendering and the set-up before the graph are not Dagster runs:
 their time is the rest of what `make run` printed. Figures go to ``--out`` as JSON.
 

@@ -2,7 +2,8 @@
 
 Dagster runs a partitioned asset (``control_signals``, one partition per source video) and
 unpartitioned ones in separate runs, so the graph is three jobs: ``curation`` (raw videos,
-curated clips, the depth estimator), ``controls`` once per source-video partition, and
+curated clips, the depth estimator), ``controls`` once over every source-video partition (one
+run, as a single-run backfill makes it: the videos share the controls process pool), and
 ``training`` (controls report, base, stages 1-3, benchmark, promotion). Each is a real run in the
 instance under ``DAGSTER_HOME`` (the project's ``.dagster_home/`` by default), so `make ui` shows
 them afterwards. Every step skips work whose inputs did not change, so a second `make run` is
@@ -63,10 +64,12 @@ def run_config(overrides: Sequence[str], progress: bool = False) -> dict:
 
 def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
                       log: Callable[[str], None] = print, progress: bool = False) -> GraphRun:
-    """Run curation, every source video's controls, then training; stop at the first failure.
+    """Run curation, every source video's controls (one run over the partition range), then
+    training; stop at the first failure.
 
     A failed controls partition stops the pass before training (its check is blocking, and a
-    model trained without one video's controls would not be the model the data describe).
+    model trained without one video's controls would not be the model the data describe); the
+    other videos' controls are still materialised.
     """
     from orchestration.definitions import defs
 
@@ -74,13 +77,18 @@ def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
     result = GraphRun()
     config = run_config(overrides, progress)
 
-    def execute(name: str, partition: str | None = None) -> bool:
+    def execute(name: str, partitions: Sequence[str] = ()) -> bool:
         job = defs.resolve_job_def(name)
+        tags = {"longvie/trigger": "make run"}
+        if partitions:  # the tags a single-run backfill of these partitions sets
+            tags.update({"dagster/asset_partition_range_start": partitions[0],
+                         "dagster/asset_partition_range_end": partitions[-1]})
         began = time.perf_counter()
         outcome = job.execute_in_process(run_config=config, instance=instance,
-                                         partition_key=partition, raise_on_error=False,
-                                         tags={"longvie/trigger": "make run"})
+                                         raise_on_error=False, tags=tags)
         seconds = time.perf_counter() - began
+        partition = (None if not partitions else partitions[0] if len(partitions) == 1
+                     else f"{partitions[0]}...{partitions[-1]}")
         label = name if partition is None else f"{name}[{partition}]"
         result.runs.append({"job": name, "partition": partition, "run_id": outcome.run_id,
                             "success": outcome.success, "seconds": round(seconds, 2)})
@@ -94,8 +102,8 @@ def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
 
     if execute("curation"):
         partitions = instance.get_dynamic_partitions(source_videos.name)
-        log(f"dagster: controls for {len(partitions)} source videos")
-        if all(execute("controls", key) for key in partitions):
+        log(f"dagster: controls for {len(partitions)} source videos in one run")
+        if not partitions or execute("controls", partitions):
             execute("training")
     result.seconds = round(time.perf_counter() - started, 2)
     return result

@@ -143,12 +143,7 @@ def test_the_check_catches_broken_controls(project, tmp_path):
 
 
 def test_dagster_partitions_follow_the_videos_and_only_new_ones_are_missing(project, tmp_path):
-    from orchestration.assets.controls import (
-        control_signals,
-        controls_are_valid,
-        controls_report,
-        depth_estimator,
-    )
+    from orchestration.assets.controls import control_signals, controls_report, depth_estimator
     from orchestration.assets.data import curated_clips, raw_videos
     from orchestration.partitions import source_videos
     from orchestration.resources import LongvieConfigResource
@@ -162,7 +157,7 @@ def test_dagster_partitions_follow_the_videos_and_only_new_ones_are_missing(proj
     keys = instance.get_dynamic_partitions(source_videos.name)
     assert len(keys) == 4
     partitioned = [curated_clips.to_source_asset(), depth_estimator.to_source_asset(),
-                   control_signals, controls_are_valid]
+                   control_signals]
     for key in keys:
         result = dg.materialize(partitioned, partition_key=key, resources=resources,
                                 instance=instance)
@@ -190,15 +185,35 @@ def test_dagster_partitions_follow_the_videos_and_only_new_ones_are_missing(proj
     assert event.metadata["extracted"].value == 5
     assert "KLT median EPE" in event.metadata["accuracy"].value
 
-    # A partition whose extraction fails says why; the others still materialise.
-    broken, healthy = sorted(keys)[:2]
+    # One run over every partition, as a backfill runs it (the single-run policy): a video
+    # whose extraction fails is named, one whose stored controls break the check fails it on its
+    # own partition, and every other video is materialised and passes.
+    everything = instance.get_dynamic_partitions(source_videos.name)
+    broken, tampered, healthy = sorted(keys)[:3]
     [plan] = [p for p in source_plans(smoke(root)) if p.source_id == broken]
     (root / "data" / "raw" / plan.source_path).with_suffix(".gt.npz").unlink()
-    failed = dg.materialize(partitioned, partition_key=broken, resources=resources,
-                            instance=instance, raise_on_error=False)
+    folder = root / "data" / "controls" / tampered
+    clip = read_meta(folder)["clips"][0]
+    with np.load(folder / clip["file"]) as data:
+        arrays = dict(data)
+    arrays["tracks_xy"][3, 0] = np.nan  # the inputs are unchanged: the output counts as current
+    np.savez_compressed(folder / clip["file"], **arrays)
+
+    failed = dg.materialize(partitioned, resources=resources, instance=instance,
+                            raise_on_error=False,
+                            tags={"dagster/asset_partition_range_start": everything[0],
+                                  "dagster/asset_partition_range_end": everything[-1]})
+
     assert not failed.success
     [failure] = [e for e in failed.all_events if e.is_step_failure]
     assert "no ground-truth sidecar" in failure.step_failure_data.error.message
+    assert plan.source_path in failure.step_failure_data.error.message
+    materialised = {e.partition for e in failed.asset_materializations_for_node("control_signals")}
+    assert materialised == set(everything) - {broken}
+    checks = {c.partition: c for c in failed.get_asset_check_evaluations()}
+    assert set(checks) == materialised
+    assert not checks[tampered].passed and "NaN" in checks[tampered].metadata["problems"].value
+    assert all(c.passed for key, c in checks.items() if key != tampered)
     assert dg.materialize(partitioned, partition_key=healthy, resources=resources,
                           instance=instance).success
 

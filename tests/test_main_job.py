@@ -69,14 +69,16 @@ def test_make_run_materialises_every_asset_and_ends_with_the_decision(made):
     assert decision["decision"] in {"champion", "challenger"}
     assert f"-> {decision['decision']}" in printed
     assert "ssim" in printed and "naive" in printed and "static" in printed
-    assert printed.count("dagster: controls[") == 4
+    # The four videos' controls are one run: a single-run backfill over the partition range.
+    assert printed.count("dagster: controls[") == 1
+    assert "dagster: controls for 4 source videos in one run" in printed
 
 
 def test_every_check_ran_and_passed_and_runs_carry_the_trigger_tag(made):
     root, _ = made
     instance = _instance(root)
     runs = instance.get_runs()
-    assert sorted(r.job_name for r in runs) == sorted(["curation", "training"] + ["controls"] * 4)
+    assert sorted(r.job_name for r in runs) == ["controls", "curation", "training"]
     assert all(r.tags.get("longvie/trigger") == "make run" for r in runs)
     checks = [event.dagster_event.event_specific_data
               for run in runs
@@ -85,6 +87,10 @@ def test_every_check_ran_and_passed_and_runs_carry_the_trigger_tag(made):
     names = {c.check_name for c in checks}
     assert {"clip_table_is_valid", "controls_are_valid", "promotion_gate"} <= names
     assert all(c.passed for c in checks if c.check_name != "promotion_gate")
+    # The one controls run recorded the check once per video, each on its own partition.
+    partitions = set(instance.get_dynamic_partitions(source_videos.name))
+    assert sorted(c.partition for c in checks if c.check_name == "controls_are_valid") == \
+        sorted(partitions)
     # The gate passes for a new champion and warns for a challenger; never an inconsistency.
     decision = json.loads((root / "reports" / "promotion.json").read_text())["decision"]
     [gate] = [c for c in checks if c.check_name == "promotion_gate"]
