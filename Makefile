@@ -11,7 +11,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup run test test-assets repro lock clean
+.PHONY: setup run test test-assets fault-corpus repro lock clean
 .PHONY: ui serve
 
 setup: $(STAMP)
@@ -23,7 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # The main job: render the default data (tracked by data.dvc), then the whole Dagster asset graph
-# in-process (curation, controls per video, training, benchmark, promotion) on the instance in
+# in-process (curation, the controls of every video in one run, training, benchmark, promotion) on the instance in
 # $DAGSTER_HOME (.dagster_home/ by default, which `make ui` shows). `longvie pipeline` runs the
 # same steps without Dagster.
 run: setup
@@ -63,6 +63,12 @@ TEST_WORKERS ?= 2
 test: setup test-assets
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The fault corpus with every step SIGKILLed at every one of its write points, where `make test`
+# kills at the first, middle and last (tests/fault_corpus.py): too long for CI.
+fault-corpus: setup
+	LONGVIE_FAULT_CORPUS_KILLS=all $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load -s \
+	  tests/test_fault_corpus.py tests/test_fault_corpus_models.py
 
 # The DVC pipeline (needs data/raw: `longvie synth` or `dvc pull` first).
 repro: setup

@@ -3,12 +3,13 @@
 The step runs once uninterrupted in a child process that counts its write points under the
 project root (``tests/kill_at_write.py``: files opened for writing, renames onto the root), and
 that run's outputs are the reference. Then, from a fresh copy of the same project, the step is
-killed at its first, middle and last write point. After the kill every output file that is
-visible (staging folders and hidden files aside) must be whole: byte for byte (JSON: value for
-value, timings aside) either what was there before the step or what the uninterrupted run wrote;
-a file opened for writing and left truncated fails this. Then the same command runs again and
-must leave exactly the reference's files (none missing, none stale, no staging leftovers) and
-the same model registry: the same versions with the same promotion tags, the same aliases.
+killed at its first, middle and last write point and at every point where a compared output is
+opened for writing in place (``LONGVIE_FAULT_CORPUS_KILLS=all``: at every one). After the kill
+every output file that is visible (staging folders and hidden files aside) must be whole: byte
+for byte (JSON: value for value, timings aside) either what was there before the step or what the
+uninterrupted run wrote; a file opened for writing and left truncated fails this. Then the same
+command runs again and must leave exactly the reference's files (none missing, none stale, no
+staging leftovers) and the same model registry: the same versions with the same promotion tags, the same aliases.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Self
 
 from tests.conftest import REPO, copy_project
+from tests.kill_at_write import paths_file
 
 HARNESS = REPO / "tests" / "kill_at_write.py"
 # Not compared as files: the MLflow store (compared as the registry it holds, below),
@@ -176,6 +178,29 @@ def remove(*parts: str) -> Prepare:
     return prepare
 
 
+# ``all`` kills the step at every one of its write points (`make fault-corpus` runs the corpus
+# that way: too long for CI); by default the first, middle and last, and every point where a
+# compared output is opened for writing in place instead of written beside and renamed in (the
+# points where a non-atomic write shows; a step that writes atomically has none).
+KILLS_ENV = "LONGVIE_FAULT_CORPUS_KILLS"
+
+
+def compared(name: str) -> bool:
+    """A file the corpus compares whole: visible, and not in the skipped stores."""
+    return visible(name) and not any(part in SKIPPED for part in Path(name).parts)
+
+
+def kill_points(points: list[tuple[str, str]]) -> list[int]:
+    """The write points at which a step is killed (1-based), from its counted ``(how, path)``
+    write points."""
+    writes = len(points)
+    if os.environ.get(KILLS_ENV, "") == "all":
+        return list(range(1, writes + 1))
+    in_place = {index for index, (how, name) in enumerate(points, 1)
+                if how == "open" and compared(name)}
+    return sorted({1, (writes + 1) // 2, writes} | in_place)
+
+
 def assert_killed_anywhere_then_rerun_finishes(harness: Harness, source: Path, tmp_path: Path,
                                                command: list[str], prepare: Prepare,
                                                parts: tuple[str, ...] = ("data", "models")
@@ -192,15 +217,20 @@ def assert_killed_anywhere_then_rerun_finishes(harness: Harness, source: Path, t
     assert done.returncode == 0, done.stderr[-3000:]
     writes = int(counted.read_text())
     assert writes > 0
+    points = [tuple(line.split("\t", 1)) for line in paths_file(counted).read_text().splitlines()]
+    assert len(points) == writes
+    kills = kill_points(points)
+    print(f"{' '.join(command)}: {writes} write points, killed at {len(kills)}")
     reference = snapshot(reference_root)
-    for kill_at in sorted({1, (writes + 1) // 2, writes}):
+    for kill_at in kills:
         root = fresh(f"killed_at_{kill_at}")
         before = snapshot(root)
         killed = harness.run(root, smoke(root, *command), kill_at=kill_at)
         assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr[-3000:])
         half_written = {name for name, value in changed(before, snapshot(root)).items()
                         if visible(name) and reference.get(name) != value}
-        assert not half_written, f"{command} killed at write {kill_at}/{writes}: {half_written}"
+        assert not half_written, (f"{command} killed at write {kill_at}/{writes} "
+                                  f"({' '.join(points[kill_at - 1])}): {half_written}")
         again = harness.run(root, smoke(root, *command))
         assert again.returncode == 0, (kill_at, again.stderr[-3000:])
         after = snapshot(root)

@@ -41,9 +41,10 @@ class WritePoints:
         self.root: Path | None = None
         self.kill_at = 0
         self.writes = 0
+        self.points: list[str] = []  # "open|rename<TAB>path under the root", in order
 
     def start(self, root: Path, kill_at: int) -> None:
-        self.root, self.kill_at, self.writes = root.resolve(), kill_at, 0
+        self.root, self.kill_at, self.writes, self.points = root.resolve(), kill_at, 0, []
 
     def under_root(self, path) -> bool:
         if self.root is None:
@@ -53,10 +54,12 @@ class WritePoints:
         except (TypeError, ValueError, OSError):
             return False
 
-    def __call__(self, path, before_kill=None) -> None:
+    def __call__(self, path, kind: str, before_kill=None) -> None:
         if not self.under_root(path):
             return
         self.writes += 1
+        relative = Path(os.fspath(path)).resolve().relative_to(self.root)
+        self.points.append(f"{kind}\t{relative}")
         if self.writes == self.kill_at:
             if before_kill is not None:
                 before_kill()
@@ -77,26 +80,26 @@ def install_hooks(write_point: WritePoints) -> None:
     def open_counted(file, mode="r", *args, **kwargs):
         handle = real_open(file, mode, *args, **kwargs)
         if isinstance(file, (str, os.PathLike)) and WRITE_MODES & set(mode):
-            write_point(file)
+            write_point(file, "open")
         return handle
 
     def replace_counted(src, dst, *args, **kwargs):
-        write_point(dst)
+        write_point(dst, "rename")
         return real_replace(src, dst, *args, **kwargs)
 
     def rename_counted(src, dst, *args, **kwargs):
-        write_point(dst)
+        write_point(dst, "rename")
         return real_rename(src, dst, *args, **kwargs)
 
     def av_open(file, mode="r", *args, **kwargs):
         container = real_av_open(file, mode, *args, **kwargs)
         if "w" in mode and isinstance(file, (str, os.PathLike)):
-            write_point(file)
+            write_point(file, "open")
         return container
 
     def to_parquet(frame, path=None, *args, **kwargs):
         if isinstance(path, (str, os.PathLike)):
-            write_point(path, before_kill=lambda: real_open(path, "wb").close())
+            write_point(path, "open", before_kill=lambda: real_open(path, "wb").close())
         return real_to_parquet(frame, path, *args, **kwargs)
 
     builtins.open = io.open = open_counted
@@ -114,6 +117,13 @@ def run_command(write_point: WritePoints, root: Path, kill_at: int, count_file: 
     finally:
         if kill_at == 0:
             Path(count_file).write_text(str(write_point.writes))
+            paths_file(Path(count_file)).write_text("".join(f"{p}\n" for p in write_point.points))
+
+
+def paths_file(count_file: Path) -> Path:
+    """Where a counting run lists its write points, one per line: how (``open`` for writing or
+    ``rename`` onto) and the path under the root, tab-separated."""
+    return count_file.with_name(count_file.name + ".paths")
 
 
 def run_forked(write_point: WritePoints, request: dict) -> int:

@@ -118,6 +118,33 @@ def test_bad_files_are_rejected_with_reasons_and_good_files_still_curated(smoke_
     assert all(any(p == name for p, _ in listed) for name in expected)
 
 
+def curated_one_video(config) -> tuple[Path, Path, bytes]:
+    """A good curation of one video: the raw folder, the clip table and its bytes."""
+    raw = Path(config.paths.raw)
+    good_video(raw / "good.mp4", seed=41)
+    curate(config, progress=False)
+    table = Path(config.paths.curated) / "clips.parquet"
+    return raw, table, table.read_bytes()
+
+
+def test_a_curation_that_rejects_every_file_says_so_with_each_reason(smoke_config):
+    config = smoke_config()
+    raw, table, before = curated_one_video(config)
+    (raw / "good.mp4").unlink()
+    (raw / "text.mp4").write_text("this is a text file, not a video\n" * 20)
+    (raw / "empty.mkv").write_bytes(b"")
+
+    with pytest.raises(CurationError) as refused:
+        curate(config, progress=False)
+
+    message = str(refused.value)
+    assert message.startswith(f"every video in {raw} was rejected (2 videos")
+    assert "text.mp4: not a readable video" in message and "empty.mkv: empty file" in message
+    assert "validation" not in message.lower() and "expect" not in message
+    assert table.read_bytes() == before  # the last good curation stays
+    assert not Path(config.paths.curated).with_name("curated.staging").exists()
+
+
 def test_clips_have_the_profile_shape_and_map_back_to_their_source(smoke_config):
     config = smoke_config()
     raw = Path(config.paths.raw)
@@ -263,17 +290,17 @@ def test_missing_or_empty_raw_folder_is_one_clear_error(smoke_config):
         curate(config, progress=False)
 
 
-def test_a_failed_validation_fails_the_step_and_keeps_the_previous_output(smoke_config):
-    config = smoke_config()
-    raw = Path(config.paths.raw)
-    good_video(raw / "good.mp4", seed=41)
-    curate(config, progress=False)
-    table = Path(config.paths.curated) / "clips.parquet"
-    before = table.read_bytes()
-    (raw / "good.mp4").unlink()
-    (raw / "broken.mp4").write_text("not a video")
+def test_a_failed_validation_fails_the_step_and_keeps_the_previous_output(smoke_config,
+                                                                          monkeypatch):
+    from longvie.curation import run
 
-    with pytest.raises(CurationError, match="expect_table_row_count_to_be_between"):
+    config = smoke_config()
+    raw, table, before = curated_one_video(config)
+    good_video(raw / "good2.mp4", seed=42)
+    clip_table = run._clip_table  # a clipper bug: every clip listed twice
+    monkeypatch.setattr(run, "_clip_table", lambda results: pd.concat([clip_table(results)] * 2))
+
+    with pytest.raises(CurationError, match="expect_column_values_to_be_unique"):
         curate(config, progress=False)
     assert table.read_bytes() == before
 

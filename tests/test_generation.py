@@ -230,3 +230,16 @@ def test_control_videos_are_normalised_over_the_whole_video_and_must_align(tmp_p
     write_video(tmp_path / "short.mp4", points[:10], 8)
     with pytest.raises(LongvieError, match="frame-aligned"):
         FileControls(tmp_path / "depth.mp4", tmp_path / "short.mp4")
+
+
+@pytest.mark.parametrize("bad", ["depth", "points"])
+def test_a_control_video_that_is_no_video_is_refused_naming_its_key_and_file(tmp_path, bad):
+    from longvie.generation.files import FileControls
+    from longvie.video.io import write_video
+
+    write_video(tmp_path / "depth.mp4", np.zeros((9, 32, 32, 3), np.uint8), 8)
+    write_video(tmp_path / "points.mp4", np.zeros((9, 32, 32, 3), np.uint8), 8)
+    (tmp_path / f"{bad}.mp4").write_text("a text file, not a video\n" * 20)
+    key = {"depth": "generation.depth_video", "points": "generation.point_map_video"}[bad]
+    with pytest.raises(LongvieError, match=rf"{key}: .*{bad}\.mp4 is not a readable video"):
+        FileControls(tmp_path / "depth.mp4", tmp_path / "points.mp4")

@@ -54,8 +54,9 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path | No
     images = [
         Image.fromarray(np.repeat(np.repeat(f, zoom, axis=0), zoom, axis=1)) for f in frames
     ]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps),
-                   loop=0)
+    write_atomically(path, lambda temporary: images[0].save(
+        temporary, format="GIF", save_all=True, append_images=images[1:],
+        duration=int(1000 / fps), loop=0))
     return path
 
 
@@ -132,5 +133,5 @@ def write_frame_strip(path: Path, labels: Sequence[str], videos: Sequence[np.nda
             tile = np.repeat(np.repeat(video[index], zoom, axis=0), zoom, axis=1)
             canvas.paste(Image.fromarray(tile), (label_width + column * width * zoom,
                                                  row * height * zoom))
-    canvas.save(path)
+    write_atomically(path, lambda temporary: canvas.save(temporary, format="PNG"))
     return path

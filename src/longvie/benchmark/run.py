@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from longvie.atomic import write_json_atomically
+from longvie.atomic import write_atomically, write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 from longvie.step_lock import locked_step
@@ -366,8 +366,9 @@ def _pictures(config: LongvieConfig, entries: list[Contender], videos, reference
         if index == 0:
             plots.append(write_frame_strip(reports / FRAMES_PICTURE, ["reference", *names],
                                            panels, config.video.clip_frames - 1))
-        path = side_dir / f"{video.source_id}.mp4"
-        write_video(path, np.concatenate(panels, axis=2), config.video.fps)
+        path, movie = side_dir / f"{video.source_id}.mp4", np.concatenate(panels, axis=2)
+        write_atomically(path, lambda temporary, movie=movie: write_video(
+            temporary, movie, config.video.fps))
         movies.append(path)
     return {"plots": plots, "videos": movies}
 

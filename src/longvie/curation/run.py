@@ -7,7 +7,6 @@ where training would read it. Nothing under ``paths.raw`` is written to.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from longvie.atomic import replace_directory, write_json_atomically
+from longvie.atomic import replace_directory, write_atomically, write_json_atomically
 from longvie.config.schema import LongvieConfig
 from longvie.curation.process import SegmentResult, SourceResult, curate_source, delete_clips
 from longvie.curation.sources import SourceFile, discover
@@ -51,6 +50,9 @@ def curate(config: LongvieConfig, progress: bool = True) -> dict:
     _reject_near_duplicates(results, config.curation.duplicate_max_diff, staging)
     clips = _clip_table(results)
     rejected = _rejected_table(results, unsupported)
+    if clips.empty:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CurationError(_nothing_kept(raw, len(videos), rejected, curated))
     clips.to_parquet(staging / CLIPS_TABLE, index=False)
     rejected.to_parquet(staging / REJECTED_TABLE, index=False)
 
@@ -157,6 +159,17 @@ def _rejected_table(results: list[SourceResult], unsupported: list[dict]) -> pd.
     return pd.DataFrame(rows, columns=["path", "segment", "reason"])
 
 
+def _nothing_kept(raw: Path, videos: int, rejected: pd.DataFrame, curated: Path,
+                  listed: int = 20) -> str:
+    """Why a curation kept no clip: every file's reasons, not a validation of an empty table."""
+    lines = [f"  {row.path}{f' {row.segment}' if row.segment else ''}: {row.reason}"
+             for row in rejected.head(listed).itertuples()]
+    if len(rejected) > listed:
+        lines.append(f"  ... and {len(rejected) - listed} more")
+    return (f"every video in {raw} was rejected ({videos} videos, {len(rejected)} rejections); "
+            f"nothing was curated and {curated} is left as it was:\n" + "\n".join(lines))
+
+
 def _category(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
@@ -176,7 +189,7 @@ def _report(
     return {
         "videos_in": len(videos),
         "videos_curated": len(curated_sources),
-        "clips": int(len(clips)),
+        "clips": len(clips),
         "clips_by_split": {k: int(v) for k, v in by_split.items()},
         "sources_by_split": {
             split: int(clips.loc[clips["split"] == split, "source_id"].nunique())
@@ -216,5 +229,5 @@ def write_preview(clips: pd.DataFrame, curated: Path, out: Path, count: int) -> 
         (sheet.shape[1] * scale, sheet.shape[0] * scale), Image.NEAREST
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(out)
+    write_atomically(out, lambda temporary: image.save(temporary, format="PNG"))
     return out

@@ -63,17 +63,21 @@ def normalise_depth(depth: np.ndarray, low: float, high: float) -> np.ndarray:
 class FileControls:
     """``ControlVideo`` over a depth video and a point-map video of the same size and length."""
 
-    def __init__(self, depth_video: Path, point_map_video: Path) -> None:
+    def __init__(self, depth_video: Path, point_map_video: Path,
+                 keys: tuple[str, str] = ("generation.depth_video",
+                                          "generation.point_map_video")) -> None:
         from longvie.controls.normalise import histogram_percentiles
         from longvie.video.io import VideoReadError, iter_frames, probe
 
-        for path in (depth_video, point_map_video):
+        probes = []
+        for key, path in zip(keys, (depth_video, point_map_video), strict=True):
             if not path.is_file():
-                raise LongvieError(f"{path}: no such control video")
-        try:
-            depth_info, points_info = probe(depth_video), probe(point_map_video)
-        except VideoReadError as error:
-            raise LongvieError(f"control video unreadable: {error}") from error
+                raise LongvieError(f"{key}: {path}: no such control video")
+            try:
+                probes.append(probe(path))
+            except VideoReadError as error:
+                raise LongvieError(f"{key}: {path} is not a readable video ({error})") from error
+        depth_info, points_info = probes
         if (depth_info.width, depth_info.height) != (points_info.width, points_info.height):
             raise LongvieError(
                 f"{depth_video} is {depth_info.width}x{depth_info.height} but {point_map_video} "
@@ -86,8 +90,15 @@ class FileControls:
                 depth_frames[0] += 1
                 yield grey(frame)
 
-        low, high = histogram_percentiles(depth_levels(), 0.0, 1.0, DEPTH_PERCENTILES, 4096)
-        point_frames = sum(1 for _ in iter_frames(point_map_video))
+        try:
+            low, high = histogram_percentiles(depth_levels(), 0.0, 1.0, DEPTH_PERCENTILES, 4096)
+        except VideoReadError as error:
+            raise LongvieError(f"{keys[0]}: {depth_video} cannot be decoded ({error})") from error
+        try:
+            point_frames = sum(1 for _ in iter_frames(point_map_video))
+        except VideoReadError as error:
+            raise LongvieError(f"{keys[1]}: {point_map_video} cannot be decoded ({error})"
+                               ) from error
         if depth_frames[0] != point_frames:
             raise LongvieError(f"{depth_video} has {depth_frames[0]} frames, {point_map_video} "
                                f"{point_frames}: the controls must be frame-aligned")

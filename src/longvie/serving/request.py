@@ -181,7 +181,8 @@ def request_controls(request: VideoRequest):
                            ("point_map_video", request.point_map_video)):
             _require_video(name, path)
         try:
-            return FileControls(request.depth_video, request.point_map_video)
+            return FileControls(request.depth_video, request.point_map_video,
+                                keys=("depth_video", "point_map_video"))
         except LongvieError as error:
             raise RequestError("depth_video", str(error)) from error
     _require_video("point_map_video", request.point_map_video)

@@ -17,6 +17,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
+from longvie.atomic import write_atomically
 from longvie.config import LongvieConfig
 from longvie.ranks import is_rank_zero
 from longvie.training.sampling import Phase, StepBatchSampler, total_steps
@@ -71,7 +72,7 @@ def claim_checkpoints(config: LongvieConfig, step_name: str, settings: dict,
         shutil.rmtree(checkpoint_dir(config, step_name), ignore_errors=True)
         (folder / RUN_ID_FILE).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
-    record.write_text(wanted)
+    write_atomically(record, lambda temporary: temporary.write_text(wanted))
     return kept
 
 
@@ -151,7 +152,7 @@ def mlflow_logger(config: LongvieConfig, run_name: str,
     )
     if id_file is not None and is_rank_zero():  # the other ranks' logger has no run
         id_file.parent.mkdir(parents=True, exist_ok=True)
-        id_file.write_text(logger.run_id + "\n")
+        write_atomically(id_file, lambda temporary: temporary.write_text(logger.run_id + "\n"))
     return logger
 
 
