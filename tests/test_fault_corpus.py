@@ -1,6 +1,6 @@
 """Fault corpus, data steps: synth, curate, the depth estimator and the controls SIGKILLed at
-their first, middle and last write point leave whole files, and the same command again leaves
-exactly what an uninterrupted run leaves (the check: ``tests/fault_corpus.py``)."""
+their write points leave whole files, and the same command again leaves exactly what an
+uninterrupted run leaves (which points, and the check: ``tests/fault_corpus.py``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Fault corpus, model steps: the base, stages 1-3, the benchmark and the promotion SIGKILLed at
-their first, middle and last write point leave whole files, and the same command again leaves
-exactly the files and the registry an uninterrupted run leaves (the check:
-``tests/fault_corpus.py``)."""
+their write points leave whole files, and the same command again leaves exactly the files and
+the registry an uninterrupted run leaves (which points, and the check: ``tests/fault_corpus.py``)."""
 
 from __future__ import annotations
 
