@@ -23,9 +23,9 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # The main job: render the default data (tracked by data.dvc), then the whole Dagster asset graph
-# in-process (curation, the controls of every video in one run, training, benchmark, promotion) on the instance in
-# $DAGSTER_HOME (.dagster_home/ by default, which `make ui` shows). `longvie pipeline` runs the
-# same steps without Dagster.
+# in-process (curation, the controls of every video in one run, training, benchmark, promotion)
+# on the instance in $DAGSTER_HOME (.dagster_home/ by default, which `make ui` shows).
+# `longvie pipeline` runs the same steps without Dagster.
 run: setup
 	$(BIN)/python -m orchestration.main_job
 
@@ -65,7 +65,8 @@ test: setup test-assets
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # The fault corpus with every step SIGKILLed at every one of its write points, where `make test`
-# kills at the first, middle and last (tests/fault_corpus.py): too long for CI.
+# kills at the first, middle and last and wherever an output is opened in place
+# (tests/fault_corpus.py): about an hour here, too long for CI.
 fault-corpus: setup
 	LONGVIE_FAULT_CORPUS_KILLS=all $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load -s \
 	  tests/test_fault_corpus.py tests/test_fault_corpus_models.py

@@ -6,8 +6,8 @@
 A write point is a file under ROOT opened for writing (by Python, PyAV or pandas' parquet
 writer; left truncated when killed there: the worst case of a write that is not atomic), or an
 ``os.replace`` / ``os.rename`` onto a path under ROOT (killed before it happens). K = 0 only
-counts: the number of write points is written to COUNT_FILE when the command ends. K > 0 kills
-the process at the K-th write point.
+counts: the write points are listed in COUNT_FILE when the command ends, one per line (``open``
+or ``rename``, a tab, the path under ROOT). K > 0 kills the process at the K-th write point.
 
 ``--serve`` imports the heavy libraries once, then reads one JSON request per line on stdin
 (``root``, ``kill_at``, ``count``, ``args``, ``stdout``, ``stderr``: files for the command's
@@ -40,27 +40,27 @@ class WritePoints:
     def __init__(self) -> None:
         self.root: Path | None = None
         self.kill_at = 0
-        self.writes = 0
         self.points: list[str] = []  # "open|rename<TAB>path under the root", in order
 
     def start(self, root: Path, kill_at: int) -> None:
-        self.root, self.kill_at, self.writes, self.points = root.resolve(), kill_at, 0, []
+        self.root, self.kill_at, self.points = root.resolve(), kill_at, []
 
-    def under_root(self, path) -> bool:
+    def under_root(self, path) -> Path | None:
+        """``path`` relative to the root, or None when it lies elsewhere."""
         if self.root is None:
-            return False
+            return None
         try:
-            return Path(os.fspath(path)).resolve().is_relative_to(self.root)
+            resolved = Path(os.fspath(path)).resolve()
         except (TypeError, ValueError, OSError):
-            return False
+            return None
+        return resolved.relative_to(self.root) if resolved.is_relative_to(self.root) else None
 
     def __call__(self, path, kind: str, before_kill=None) -> None:
-        if not self.under_root(path):
+        relative = self.under_root(path)
+        if relative is None:
             return
-        self.writes += 1
-        relative = Path(os.fspath(path)).resolve().relative_to(self.root)
         self.points.append(f"{kind}\t{relative}")
-        if self.writes == self.kill_at:
+        if len(self.points) == self.kill_at:
             if before_kill is not None:
                 before_kill()
             os.kill(os.getpid(), signal.SIGKILL)
@@ -115,15 +115,8 @@ def run_command(write_point: WritePoints, root: Path, kill_at: int, count_file: 
     try:
         return longvie_main(args)
     finally:
-        if kill_at == 0:
-            Path(count_file).write_text(str(write_point.writes))
-            paths_file(Path(count_file)).write_text("".join(f"{p}\n" for p in write_point.points))
-
-
-def paths_file(count_file: Path) -> Path:
-    """Where a counting run lists its write points, one per line: how (``open`` for writing or
-    ``rename`` onto) and the path under the root, tab-separated."""
-    return count_file.with_name(count_file.name + ".paths")
+        if kill_at == 0:  # the write points, one per line: how (open or rename) TAB path
+            Path(count_file).write_text("".join(f"{p}\n" for p in write_point.points))
 
 
 def run_forked(write_point: WritePoints, request: dict) -> int:
