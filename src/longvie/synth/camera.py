@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from longvie.synth.exact import cross, rotate, unit
+
 CAMERA_MOTIONS = ("orbit", "dolly", "pan", "mixed")
 # Only the pretraining corpus (extended variety) uses these.
 EXTRA_CAMERA_MOTIONS = ("crane",)
@@ -33,10 +35,9 @@ def intrinsics(width: int, height: int, fov_x_deg: float) -> np.ndarray:
 def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
     """cam_to_world (..., 4, 4) looking from ``position`` at ``target`` with world z up."""
     forward = target - position
-    forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
-    right = np.cross(forward, WORLD_UP)
-    right = right / np.linalg.norm(right, axis=-1, keepdims=True)
-    down = np.cross(forward, right)
+    forward = unit(forward)
+    right = unit(cross(forward, WORLD_UP))
+    down = cross(forward, right)
     pose = np.zeros(position.shape[:-1] + (4, 4))
     pose[..., :3, 0] = right
     pose[..., :3, 1] = down
@@ -58,7 +59,7 @@ def project(
     K: np.ndarray, world_to_cam: np.ndarray, points: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates (N, 2) and camera z (N,) of world points (N, 3)."""
-    cam = points @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    cam = rotate(world_to_cam[:3, :3], points) + world_to_cam[:3, 3]
     z = cam[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         x = K[0, 0] * cam[:, 0] / z + K[0, 2]

@@ -30,7 +30,7 @@ from longvie.synth.writer import write_video
 
 MANIFEST = "manifest.json"
 # Bump when the renderer's output changes for the same settings, so old sets are not reused.
-RENDER_FORMAT = "longvie-synth/1"
+RENDER_FORMAT = "longvie-synth/2"
 # Settings that decide how the work is done, not what is written.
 _NOT_FINGERPRINTED = ("workers", "force", "subdir")
 

@@ -15,6 +15,7 @@ from os import PathLike
 import numpy as np
 
 from longvie.synth.camera import pixel_directions, project
+from longvie.synth.exact import norm, rigid_inverse, rotate, rotate_back, unit
 from longvie.synth.meshes import MeshSet
 from longvie.synth.raycast import FrameScene
 
@@ -165,8 +166,7 @@ class Tracks:
 
 def _camera_rays(gt: GroundTruth, frame: int, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pose = gt.cam_to_world[frame]
-    directions = pixel_directions(gt.K, xy) @ pose[:3, :3].T
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    directions = unit(rotate(pose[:3, :3], pixel_directions(gt.K, xy)))
     return np.broadcast_to(pose[:3, 3], directions.shape).copy(), directions
 
 
@@ -184,7 +184,7 @@ def _anchor(
         raise ValueError("a query ray hit no surface; the scene is not enclosed")
     world = origins + directions * hits.distance[:, None]
     poses = gt.mesh_to_world[frame_index][hits.mesh]
-    local = np.einsum("nji,nj->ni", poses[:, :3, :3], world - poses[:, :3, 3])
+    local = rotate_back(poses[:, :3, :3], world - poses[:, :3, 3])
     return hits.mesh.astype(np.int32), local
 
 
@@ -203,9 +203,9 @@ def _follow(
     The frame's scene is built only when some point is in view (``scene`` may pass a built one).
     """
     poses = gt.mesh_to_world[frame][mesh]
-    world = np.einsum("nij,nj->ni", poses[:, :3, :3], local) + poses[:, :3, 3]
+    world = rotate(poses[:, :3, :3], local) + poses[:, :3, 3]
     cam_to_world = gt.cam_to_world[frame]
-    xy, z = project(gt.K, np.linalg.inv(cam_to_world), world)
+    xy, z = project(gt.K, rigid_inverse(cam_to_world), world)
     front = z > NEAR
     xy[~front] = np.nan
     inside = (
@@ -222,7 +222,7 @@ def _follow(
             scene = FrameScene(gt.meshes, gt.mesh_to_world[frame], faces)
         centre = cam_to_world[:3, 3]
         offset = world[candidates] - centre
-        distance = np.linalg.norm(offset, axis=1)
+        distance = norm(offset)
         directions = offset / distance[:, None]
         hits = scene.cast(np.broadcast_to(centre, offset.shape).copy(), directions)
         slack = distance * OCCLUSION_RELATIVE + OCCLUSION_ABSOLUTE

@@ -13,6 +13,7 @@ import numpy as np
 
 from longvie.config.schema import SynthConfig
 from longvie.synth.camera import intrinsics, pixel_directions
+from longvie.synth.exact import dot, norm, rotate, rotate_back
 from longvie.synth.groundtruth import GroundTruth, grid_queries, query_tracks
 from longvie.synth.meshes import build_meshes
 from longvie.synth.raycast import FrameScene, Hits
@@ -98,18 +99,18 @@ class _FrameRenderer:
         camera_dirs: np.ndarray, cam_to_world: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Origins, unit world directions and 1/|d| (to turn ray length into z-depth)."""
-        norm = np.linalg.norm(camera_dirs, axis=1)
-        directions = (camera_dirs / norm[:, None]) @ cam_to_world[:3, :3].T
+        length = norm(camera_dirs)
+        directions = rotate(cam_to_world[:3, :3], camera_dirs / length[:, None])
         origins = np.broadcast_to(cam_to_world[:3, 3], directions.shape).copy()
-        return origins, directions, 1.0 / norm
+        return origins, directions, 1.0 / length
 
     def _shade(
         self, frame: FrameScene, hits: Hits, origins: np.ndarray, directions: np.ndarray
     ) -> np.ndarray:
         points = origins + directions * hits.distance[:, None]
-        away = np.einsum("ij,ij->i", hits.normal, directions) > 0
+        away = dot(hits.normal, directions) > 0
         normal = np.where(away[:, None], -hits.normal, hits.normal)  # face the camera
-        incidence = np.abs(np.einsum("ij,ij->i", normal, directions))
+        incidence = np.abs(dot(normal, directions))
         footprint = hits.distance * self.sample_angle / np.maximum(incidence, 0.15)
         rgb = np.empty((len(points), 3))
         for index, material in enumerate(self.materials):
@@ -117,9 +118,9 @@ class _FrameRenderer:
             if len(rows) == 0:
                 continue
             pose = frame.mesh_to_world[index]
-            local = (points[rows] - pose[:3, 3]) @ pose[:3, :3]
+            local = rotate_back(pose[:3, :3], points[rows] - pose[:3, 3])
             rgb[rows] = albedo(material, local, footprint[rows])
-        cosine = normal @ self.light
+        cosine = dot(normal, self.light)
         shadowed = np.zeros(len(points), dtype=bool)
         lit = np.flatnonzero(cosine > 0)
         if len(lit):

@@ -18,6 +18,7 @@ from longvie.synth.camera import (
     CameraPath,
     sample_camera_path,
 )
+from longvie.synth.exact import norm
 
 SHAPES = ("sphere", "box", "cylinder", "cone", "capsule", "torus")
 PATTERNS = ("striped", "checkered", "speckled")
@@ -237,7 +238,7 @@ def _sample_object(rng: np.random.Generator, colour: str, moving: bool,
         height=height,
         stand_up=stand_up,
         texture_scale=float(size * rng.uniform(0.35, 0.6)),
-        texture_axis=tuple(float(v) for v in axis / np.linalg.norm(axis)),
+        texture_axis=tuple(float(v) for v in axis / norm(axis)),
         texture_seed=int(rng.integers(0, 2**31)),
         centre=(0.0, 0.0),
         yaw0=float(rng.uniform(0, 2 * np.pi)),
@@ -266,7 +267,7 @@ def _place(rng: np.random.Generator, objects: list[ObjectSpec]) -> list[ObjectSp
             angle = rng.uniform(0, 2 * np.pi)
             centre = np.array([radius * np.cos(angle), radius * np.sin(angle)])
             if all(
-                np.linalg.norm(centre - np.array(other.centre)) > obj.reach + other.reach + 0.1
+                norm(centre - np.array(other.centre)) > obj.reach + other.reach + 0.1
                 for other in placed
             ):
                 break

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from longvie.synth.exact import dot
+
 # Odd 32-bit multipliers that decorrelate the three lattice axes before the finaliser.
 _PRIMES = (np.uint32(0x8DA6B343), np.uint32(0xD8163841), np.uint32(0xCB1AB31F))
 
@@ -85,7 +87,7 @@ def stripes(
     points: np.ndarray, axis: np.ndarray, period: float, footprint: np.ndarray
 ) -> np.ndarray:
     """Parallel bands across the unit ``axis``, ``period`` long."""
-    wave = np.sin(2.0 * np.pi * (points @ axis) / period)
+    wave = np.sin(2.0 * np.pi * dot(points, axis) / period)
     return _soft_square(wave, period, footprint)
 
 
