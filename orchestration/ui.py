@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from longvie.errors import LongvieError
 from orchestration.home import dagster_home
 
 HOST = "127.0.0.1"
@@ -160,6 +161,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Server], list[str]]:
     """The servers to start (and notes to print), from flags, environment and config."""
     from longvie.config import compose
     from longvie.tracking import tracking_uri
+    from longvie.tracking_store import prepare_tracking_store
 
     dagster_port = (
         parse_port(args.dagster_port, "--dagster-port")
@@ -183,6 +185,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Server], list[str]]:
     check_port_free(dagster_port, "Dagster UI", "--dagster-port or DAGSTER_PORT=...")
     if local_mlflow:
         check_port_free(mlflow_port, "MLflow UI", "--mlflow-port or MLFLOW_PORT=...")
+        # The server would create a missing database in place; a kill then leaves it half-made.
+        prepare_tracking_store(config)
 
     base_env = {**DEFAULT_ENV, **os.environ}
     servers = [
@@ -353,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop.install()
     try:
         servers, notes = plan(args)
-    except (UiError, ValueError) as error:  # ConfigError is a ValueError
+    except (UiError, ValueError, LongvieError) as error:  # ConfigError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
     if stop.signal is not None:  # asked to stop before anything started

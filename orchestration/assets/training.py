@@ -108,6 +108,8 @@ def logged_losses(config, stage: str, report: dict) -> tuple[list[float], str]:
     MLflow history of ``base/loss`` (the DiT, every ``training.trainer.log_every`` steps) of the
     report's run, as is a stage's when its checkpoint holds none (e.g. a sharded one).
     """
+    from longvie.tracking import tracking_client
+
     step_name = "base" if stage == "base" else f"stage{stage}"
     if stage != "base":
         last = Path(config.paths.models) / step_name / "checkpoints" / "last.ckpt"
@@ -121,12 +123,8 @@ def logged_losses(config, stage: str, report: dict) -> tuple[list[float], str]:
     run_id = report.get("mlflow", {}).get("run_id")
     if not run_id:
         return [], "no checkpoint with losses, and no MLflow run in the report"
-    from mlflow import MlflowClient
-
-    from longvie.tracking import tracking_uri
-
     key = f"{step_name}/loss"
-    history = MlflowClient(tracking_uri(config)).get_metric_history(run_id, key)
+    history = tracking_client(config).get_metric_history(run_id, key)
     by_step: dict[int, float] = {}
     for metric in sorted(history, key=lambda m: (m.step, m.timestamp)):
         by_step[metric.step] = float(metric.value)  # a step logged twice (resumed): the last

@@ -88,7 +88,7 @@ TRAIN_STAGES = ("base", "1", "2", "3")
 
 
 @locked_step(lambda call: f"train_{call.arguments['stage']}",
-             writes=lambda c: [c.paths.models, c.paths.reports])
+             writes=lambda c: [c.paths.models, c.paths.reports], tracked=True)
 def train_report(config: LongvieConfig, stage: str, progress: bool = True,
                  tags: dict[str, str] | None = None) -> dict:
     """Train ``stage`` (base, 1, 2 or 3) and return its report (``reports/train_<stage>.json``)."""

@@ -37,12 +37,10 @@ def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage:
     training finished must not add a duplicate version)."""
     import tempfile
 
-    from mlflow import MlflowClient
-
     from longvie.serving.logged_model import save_pyfunc_model
-    from longvie.tracking import standard_tags, tracking_uri
+    from longvie.tracking import standard_tags, tracking_client
 
-    client = MlflowClient(tracking_uri(config))
+    client = tracking_client(config)
     name = config.mlflow.registered_model
     # A step re-run with nothing to train continues its MLflow run: its version exists already.
     for version in client.search_model_versions(f"name='{name}' and run_id='{run_id}'"):
@@ -73,14 +71,13 @@ def resolve_model(config: LongvieConfig, model: str) -> Path:
 def registered_version(config: LongvieConfig, model: str):
     """The registered version ``model`` names (a version number or an alias), or a LongvieError
     that says which versions and aliases the registry does hold."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from longvie.errors import LongvieError
-    from longvie.tracking import tracking_uri
+    from longvie.tracking import tracking_client, tracking_uri
 
     name = config.mlflow.registered_model
-    client = MlflowClient(tracking_uri(config))
+    client = tracking_client(config)
     try:
         return (client.get_model_version(name, model) if model.isdigit()
                 else client.get_model_version_by_alias(name, model))
@@ -133,12 +130,11 @@ def held_versions(client, name: str) -> list[int]:
 
 def latest_version(config: LongvieConfig, stage: str) -> int | None:
     """The newest registered version whose ``longvie.stage`` tag is ``stage`` (e.g. stage3)."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from longvie.tracking import tracking_uri
+    from longvie.tracking import tracking_client
 
-    client = MlflowClient(tracking_uri(config))
+    client = tracking_client(config)
     try:
         versions = client.search_model_versions(f"name='{config.mlflow.registered_model}'")
     except MlflowException:

@@ -117,10 +117,14 @@ def step_lock(config: LongvieConfig, step: str, wait_s: float | None = None,
 
 
 def locked_step(step: str | Callable[[inspect.BoundArguments], str],
-                writes: Callable[[LongvieConfig], list[str]] | None = None
+                writes: Callable[[LongvieConfig], list[str]] | None = None,
+                tracked: bool | Callable[[inspect.BoundArguments], bool] = False
                 ) -> Callable[[F], F]:
     """Run the decorated function under :func:`step_lock`, after checking that the folders
-    ``writes(config)`` names can be written (:func:`longvie.preflight.require_writable`).
+    ``writes(config)`` names can be written (:func:`longvie.preflight.require_writable`) and,
+    for a ``tracked`` step (one that logs to MLflow; or a function of the call's bound arguments
+    that says whether this call does), that the tracking database is whole
+    (:func:`longvie.tracking_store.prepare_tracking_store`), so neither fails after the work.
     ``step`` is the lock's name, or a function of the call's bound arguments
     (``lambda call: f"train_{call.arguments['stage']}"``). The config is the call's first
     :class:`LongvieConfig` argument."""
@@ -144,6 +148,10 @@ def locked_step(step: str | Callable[[inspect.BoundArguments], str],
                 from longvie.preflight import require_writable
 
                 require_writable(name, writes(config), config.orchestration.min_free_mb)
+            if tracked(call) if callable(tracked) else tracked:
+                from longvie.tracking_store import prepare_tracking_store
+
+                prepare_tracking_store(config)
             with step_lock(config, name):
                 return function(*args, **kwargs)
 

@@ -54,11 +54,9 @@ def fail_orphaned_runs(config: LongvieConfig, step: str) -> list[str]:
     """End as FAILED the RUNNING runs of ``step`` (tag ``longvie.step``) that a process on this
     host started and that is gone: a SIGKILL leaves no chance to end a run, and MLflow would
     show it RUNNING for good. Returns the run ids ended."""
-    from mlflow import MlflowClient
-
     from longvie.step_lock import process_alive
 
-    client = MlflowClient(tracking_uri(config))
+    client = tracking_client(config)
     experiment = client.get_experiment_by_name(config.mlflow.experiment)
     if experiment is None:
         return []
@@ -87,10 +85,24 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def tracking_client(config: LongvieConfig) -> Any:
+    """An ``MlflowClient`` on the configured store, which is created whole first if missing."""
+    from mlflow import MlflowClient
+
+    from longvie.tracking_store import prepare_tracking_store
+
+    prepare_tracking_store(config)
+    return MlflowClient(tracking_uri(config))
+
+
 def ensure_experiment(config: LongvieConfig) -> None:
-    """Create the experiment with its artifacts under ``mlflow.artifact_root`` if it is new."""
+    """Create the experiment with its artifacts under ``mlflow.artifact_root`` if it is new
+    (and the tracking database itself, whole, if it is missing)."""
     import mlflow
 
+    from longvie.tracking_store import prepare_tracking_store
+
+    prepare_tracking_store(config)
     mlflow.set_tracking_uri(tracking_uri(config))
     if mlflow.get_experiment_by_name(config.mlflow.experiment) is None:
         artifacts = config.mlflow.artifact_root

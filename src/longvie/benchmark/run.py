@@ -150,7 +150,7 @@ def _depth_model(config: LongvieConfig, skipped: dict[str, str]):
         return None
 
 
-@locked_step("benchmark", writes=lambda c: [c.paths.reports, c.benchmark.videos_dir])
+@locked_step("benchmark", writes=lambda c: [c.paths.reports, c.benchmark.videos_dir], tracked=True)
 def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
                   tags: dict[str, str] | None = None) -> dict:
     """Generate and score every contender on every benchmark video; write the report."""

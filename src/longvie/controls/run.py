@@ -66,7 +66,7 @@ def expected_frames(plan: SourcePlan) -> dict[str, int]:
     return {row["clip_id"]: int(row["num_frames"]) for row in plan.clips}
 
 
-@locked_step(lambda call: f"controls_{call.arguments['plan'].source_id}")
+@locked_step(lambda call: f"controls_{call.arguments['plan'].source_id}", tracked=True)
 def extract_checked(plan: SourcePlan, config: LongvieConfig, force: bool = False) -> dict:
     """One source (one Dagster partition): extract unless up to date, then check the output.
 
@@ -129,7 +129,7 @@ def extract_sources(plans: list[SourcePlan], config: LongvieConfig, progress: bo
     return results
 
 
-@locked_step("controls", writes=lambda c: [c.paths.controls, c.paths.reports])
+@locked_step("controls", writes=lambda c: [c.paths.controls, c.paths.reports], tracked=True)
 def extract_controls(config: LongvieConfig, progress: bool = True, force: bool = False) -> dict:
     """Every source of the clip table; writes the index and ``reports/controls.json``."""
     started = time.perf_counter()

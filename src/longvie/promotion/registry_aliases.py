@@ -43,11 +43,9 @@ REASONS_TAG_LIMIT = 5000
 
 def current_champion(config: LongvieConfig) -> int | None:
     """The version the ``champion`` alias points to; None when unset or nothing is registered."""
-    from mlflow import MlflowClient
+    from longvie.tracking import tracking_client
 
-    from longvie.tracking import tracking_uri
-
-    return _alias_version(MlflowClient(tracking_uri(config)), config.mlflow.registered_model,
+    return _alias_version(tracking_client(config), config.mlflow.registered_model,
                           CHAMPION)
 
 
@@ -73,12 +71,11 @@ def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsT
     run id or report hash) is recorded to trace the decision to its measurements; ``per_seed``
     (the benchmark's figures per sampler seed) gives the gate its standard errors.
     """
-    from mlflow import MlflowClient
 
-    from longvie.tracking import tracking_uri
+    from longvie.tracking import tracking_client, tracking_uri
 
     name = config.mlflow.registered_model
-    client = MlflowClient(tracking_uri(config))
+    client = tracking_client(config)
     candidate = int(candidate_version)
     _require_version(client, name, candidate, tracking_uri(config))
     _check_table(models_table, benchmarked_champion, candidate)

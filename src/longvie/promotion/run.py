@@ -14,7 +14,7 @@ from longvie.errors import LongvieError
 from longvie.step_lock import locked_step
 
 
-@locked_step("promote", writes=lambda c: [c.paths.reports])
+@locked_step("promote", writes=lambda c: [c.paths.reports], tracked=True)
 def promote_from_benchmark(config: LongvieConfig) -> dict:
     from longvie.benchmark.run import REPORT
     from longvie.promotion.registry_aliases import promote

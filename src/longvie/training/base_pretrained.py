@@ -39,12 +39,11 @@ def base_fingerprint(source: str) -> str:
 
 def registered_base(config: LongvieConfig, fingerprint: str) -> int | None:
     """The version that already holds this base, if any."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from longvie.tracking import tracking_uri
+    from longvie.tracking import tracking_client
 
-    client = MlflowClient(tracking_uri(config))
+    client = tracking_client(config)
     try:
         versions = client.search_model_versions(f"name='{config.mlflow.registered_model}'")
     except MlflowException:
@@ -129,10 +128,9 @@ def register_base(config: LongvieConfig, source: str, made: dict, report: dict,
                   tags: dict[str, str] | None, hub: bool) -> dict:
     """One MLflow run for this load; a model version for a base not registered before (a hub
     base is registered as a folder whose ``longvie.json`` names the hub id)."""
-    import mlflow
 
     from longvie.registry import log_and_register
-    from longvie.tracking import ensure_experiment, standard_tags, tracking_uri
+    from longvie.tracking import ensure_experiment, standard_tags, tracking_client
 
     ensure_experiment(config)
     fingerprint = base_fingerprint(source)
@@ -141,7 +139,7 @@ def register_base(config: LongvieConfig, source: str, made: dict, report: dict,
         **{f"longvie.pretrain.{key}": str(made[key]) for key in
            ("command", "corpus_version", "vae_steps", "dit_steps", "train_seconds") if key in made},
     }
-    client = mlflow.MlflowClient(tracking_uri(config))
+    client = tracking_client(config)
     experiment = client.get_experiment_by_name(config.mlflow.experiment)
     run = client.create_run(experiment.experiment_id, run_name="base/pretrained", tags={
         **standard_tags(config), "longvie.step": "base", "longvie.part": "pretrained",

@@ -52,7 +52,8 @@ def render_and_record_corpus(config: LongvieConfig, progress: bool = True) -> di
 
 
 @locked_step("pretrain", writes=lambda c: [c.paths.pretrain, c.paths.models, c.paths.reports,
-                                           str(Path(c.pretrain.output).parent)])
+                                           str(Path(c.pretrain.output).parent)],
+             tracked=lambda call: call.arguments.get("log_mlflow", True))
 def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
              tags: dict[str, str] | None = None, command: str | None = None) -> dict:
     """Corpus, VAE, DiT, the shipped folder and ``reports/pretrain.json``."""
@@ -159,11 +160,9 @@ def write_pictures(config: LongvieConfig, heldout: list[dict], vae_dir: Path,
 
 def log_artifacts(config: LongvieConfig, run_ids: list[str | None], paths: list[Path]) -> None:
     """The report and pictures on every part's MLflow run (each run then tells the whole story)."""
-    from mlflow import MlflowClient
+    from longvie.tracking import tracking_client
 
-    from longvie.tracking import tracking_uri
-
-    client = MlflowClient(tracking_uri(config))
+    client = tracking_client(config)
     for run_id in filter(None, run_ids):
         for path in paths:
             client.log_artifact(run_id, str(path), artifact_path="pretrain")

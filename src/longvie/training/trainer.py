@@ -160,15 +160,14 @@ def _run_in_store(config: LongvieConfig, run_id: str) -> str | None:
     """``run_id`` if the tracking store holds it, else None (a new run starts). Checkpoints can
     outlive their store: pulled with `dvc pull` onto a fresh clone, or copied into a `dvc exp
     run --temp` workspace whose mlflow.db is new."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    from longvie.tracking import tracking_uri
+    from longvie.tracking import tracking_client
 
     if not run_id:
         return None
     try:
-        mlflow.MlflowClient(tracking_uri(config)).get_run(run_id)
+        tracking_client(config).get_run(run_id)
     except MlflowException:
         return None
     return run_id
