@@ -26,6 +26,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from longvie.config import LongvieConfig
 from orchestration.assets.controls import control_signals
 from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_videos
 from orchestration.partitions import CLIPS_DIGEST, SOURCE_DIGESTS, source_videos
@@ -143,6 +144,19 @@ class _Retraining:
     curation: str
     controls: str
     training: str
+    config: LongvieConfig
+
+    def held_outside(self, *steps: str) -> str | None:
+        """A run of one of these steps holding its lock on the root (one started from the CLI
+        or by hand, which Dagster's instance does not know), described; None when all are free.
+        """
+        from longvie.step_lock import lock_holder
+
+        for step in steps:
+            holder = lock_holder(self.config, step)
+            if holder is not None:
+                return f"{step} ({holder})"
+        return None
 
     def request(self, job: str, step_key: str, partition_key: str | None = None,
                 attempt: str = "") -> dg.RunRequest:
@@ -176,6 +190,10 @@ class _Retraining:
         if curating:  # its clips may be written but not yet checked
             return dg.SkipReason(f"data/raw is at {self.md5}; waiting for {_describe(curating)}"
                                  " to finish")
+        outside = self.held_outside("synth", "curate")
+        if outside:
+            return dg.SkipReason(f"data/raw is at {self.md5}; waiting for a run started outside "
+                                 f"Dagster: {outside}")
         if self.curated_md5() != self.md5:
             # Curation rewrites data/curated, which controls and training runs read: wait.
             busy = _runs(self.instance, [self.controls, self.training], IN_FLIGHT)
@@ -227,7 +245,33 @@ class _Retraining:
                 stale[key] = wanted or ""
         return stale
 
-    def compute_controls(self) -> dg.SkipReason | list[dg.RunRequest] | None:
+    def controls_on_disk(self, stale: dict[str, str]) -> list[dg.AssetMaterialization]:
+        """Stale partitions whose controls on disk are current for the curated clips (their
+        fingerprint matches and they pass ``controls_are_valid``): computed by a CLI run, or by
+        a run Dagster saw fail after the fact. Each becomes a materialisation from disk."""
+        from longvie.controls.checks import check_source_controls
+        from longvie.controls.extract import clips_digest
+        from longvie.controls.run import expected_frames, is_up_to_date, source_plans
+
+        config = self.config
+        controls = Path(config.paths.controls)
+        if not any((controls / key / "meta.json").is_file() for key in stale):
+            return []
+        events = []
+        for plan in source_plans(config):
+            if plan.source_id not in stale or not is_up_to_date(plan, config):
+                continue
+            out_dir = Path(config.paths.controls) / plan.source_id
+            if check_source_controls(out_dir, expected_frames(plan)):
+                continue
+            events.append(dg.AssetMaterialization(
+                asset_key=control_signals.key, partition=plan.source_id,
+                metadata={CLIPS_DIGEST: clips_digest(plan, Path(config.paths.curated)),
+                          "path": dg.MetadataValue.path(str(out_dir)),
+                          "recorded_by": "raw_data_sensor: current controls found on disk"}))
+        return events
+
+    def compute_controls(self) -> dg.SkipReason | list[dg.RunRequest] | dg.SensorResult | None:
         """(b) Every current source video needs control signals of its current clips.
 
         A partition is stale when it was never materialised (a new video: curation adds its
@@ -242,6 +286,21 @@ class _Retraining:
         stale = self.stale_partitions(list(partitions))
         if not stale:
             return None
+        outside = self.held_outside("controls")
+        if outside:
+            return dg.SkipReason(f"waiting for a controls run started outside Dagster: "
+                                 f"{outside}")
+        on_disk = self.controls_on_disk(stale)
+        if on_disk:  # recorded now; the next tick sees those partitions as current
+            return dg.SensorResult(
+                asset_events=on_disk,
+                skip_reason=f"control signals of {', '.join(e.partition for e in on_disk)} are "
+                            "on disk and current (computed outside Dagster): recorded")
+        held = {key: holder for key in stale
+                if (holder := self.held_outside(f"controls_{key}")) is not None}
+        if held:
+            return dg.SkipReason(f"waiting for control signals computed outside Dagster: "
+                                 f"{'; '.join(held.values())}")
         running = {run.tags.get(PARTITION_TAG)
                    for run in _runs(self.instance, [self.controls], IN_FLIGHT)}
         failed = {run.tags.get(PARTITION_TAG): run  # oldest first, so the newest run wins
@@ -267,6 +326,11 @@ class _Retraining:
         if busy:
             return dg.SkipReason(f"controls of {self.md5} are complete; waiting for "
                                  f"{_describe(busy)} to finish before training again")
+        outside = self.held_outside("train_base", "train_1", "train_2", "train_3", "benchmark",
+                                    "promote")
+        if outside:
+            return dg.SkipReason(f"controls of {self.md5} are complete; waiting for a run "
+                                 f"started outside Dagster: {outside}")
         succeeded = _runs(self.instance, [self.training], [dg.DagsterRunStatus.SUCCESS],
                           self.md5)
         if succeeded:
@@ -314,7 +378,7 @@ def build_raw_data_sensor(
         if md5 == context.cursor:
             return dg.SkipReason(f"data/raw unchanged (md5 {md5}): its retraining succeeded")
         retraining = _Retraining(context.instance, md5, curation.name, controls.name,
-                                 training.name)
+                                 training.name, longvie.compose())
         for step in (retraining.curate, retraining.compute_controls):
             outcome = step()
             if outcome is not None:

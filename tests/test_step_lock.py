@@ -106,6 +106,23 @@ def test_a_waiting_run_starts_when_the_holder_ends(smoke_config, tmp_path):
     assert 0.5 < waited < 30
 
 
+def test_a_waiting_run_says_what_it_waits_for_every_few_seconds(smoke_config, tmp_path,
+                                                               monkeypatch, capsys):
+    import longvie.step_lock as step_locks
+
+    monkeypatch.setattr(step_locks, "WAIT_REPORT_EVERY_S", 0.3)
+    config = smoke_config("orchestration.step_lock_wait_s=30")
+    holder = hold_lock(tmp_path, "curate", seconds=1.5)
+    with step_lock(config, "curate"):
+        pass
+    holder.wait()
+    lines = [line for line in capsys.readouterr().err.splitlines() if "waiting" in line]
+    assert len(lines) >= 3, lines
+    assert all(f"curate: waiting for the run that holds it (pid {holder.pid}" in line
+               for line in lines)
+    assert lines[0].endswith("30 s left before giving up")
+
+
 def test_the_lock_is_reentrant_in_one_thread_and_per_step(smoke_config):
     config = smoke_config()
     with step_lock(config, "train_1"), step_lock(config, "train_1"), step_lock(config, "train_2"):

@@ -169,7 +169,7 @@ def test_train_needs_one_known_stage(capsys):
 
     assert main(["train", "profile=smoke"]) == 2
     assert "stage=base" in capsys.readouterr().err
-    assert main(["train", "stage=7", "profile=smoke"]) == 1
+    assert main(["train", "stage=7", "profile=smoke"]) == 2
     assert "stage='7'" in capsys.readouterr().err
 
 
@@ -255,3 +255,39 @@ def test_only_rank_zero_records_the_mlflow_run_of_a_step(smoke_config, monkeypat
     monkeypatch.delenv("LOCAL_RANK")
     logger = mlflow_logger(config, "stage1", step_name="stage1")
     assert id_file.read_text().strip() == logger.run_id
+
+
+def test_a_stage_refuses_to_build_on_a_parent_whose_own_parent_was_retrained(smoke_config,
+                                                                             tmp_path):
+    """`train stage=1` beside a benchmark left stages 2 and 3 built on the old stage 1: the next
+    `train stage=3` must say so instead of fine-tuning a stage 2 its parents no longer make."""
+    import json
+
+    from longvie.errors import LongvieError
+    from longvie.training.stage_run import source_stamp, stale_ancestor, start_source
+    from longvie.training.stages import STAGES
+
+    config = smoke_config("model.pretrained=")
+    models = tmp_path / "models"
+
+    def stage_folder(name: str, parent: Path, weights: bytes) -> Path:
+        folder = models / name / "model"
+        folder.mkdir(parents=True)
+        (folder / "controller.safetensors").write_bytes(weights)
+        (folder / "longvie.json").write_text(json.dumps({
+            "stage": name, "started_from": str(parent),
+            "started_from_stamp": source_stamp(str(parent))}))
+        return folder
+
+    base = models / "base" / "model"
+    base.mkdir(parents=True)
+    (base / "weights.safetensors").write_bytes(b"base")
+    stage1 = stage_folder("stage1", base, b"one")
+    stage2 = stage_folder("stage2", stage1, b"two")
+    assert stale_ancestor(str(stage2)) is None
+    assert start_source(config, STAGES["3"]) == str(stage2)
+
+    (stage1 / "controller.safetensors").write_bytes(b"one, retrained")
+    assert f"{stage2} was trained from {stage1} as it was before" in stale_ancestor(str(stage2))
+    with pytest.raises(LongvieError, match=r"run `longvie train stage=2` again first"):
+        start_source(config, STAGES["3"])

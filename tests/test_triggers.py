@@ -36,7 +36,7 @@ class Project:
 
     def __init__(self, root: Path, persistent: bool = False, postgres_url: str | None = None):
         self.root = root
-        (root / "data" / "raw").mkdir(parents=True)
+        (root / "data" / "raw").mkdir(parents=True, exist_ok=True)
         self.resource = LongvieConfigResource(overrides=[f"paths.root={root}", "profile=smoke"])
         if postgres_url:  # docs/scale_out.md's storage
             (root / "dagster_home").mkdir()
@@ -408,3 +408,71 @@ def test_the_weekly_tick_skips_while_a_training_is_in_flight(project_on_disk):
 
     assert tick.run_requests == []
     assert busy.run_id[:8] in tick.skip_message
+
+
+# --------------------------------------------------------------------------------------------
+# One view with the CLI: runs that hold the root's step locks, controls already on disk
+
+
+def test_controls_a_cli_run_is_computing_are_not_asked_again(project):
+    from tests.test_step_lock import hold_lock
+
+    project.commit(V1)
+    project.curate(["a", "b"])
+    project.controls_done("a")
+    holder = hold_lock(project.root, "controls_b")
+    try:
+        tick = project.tick()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert tick.run_requests == []
+    assert "computed outside Dagster: controls_b (pid" in tick.skip_message
+    assert [r.partition_key for r in project.tick().run_requests] == ["b"]  # once it is gone
+
+
+def test_a_cli_curation_in_progress_is_waited_for(project):
+    from tests.test_step_lock import hold_lock
+
+    project.commit(V1)
+    holder = hold_lock(project.root, "curate")
+    try:
+        tick = project.tick()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert tick.run_requests == []
+    assert "waiting for a run started outside Dagster: curate (pid" in tick.skip_message
+
+
+def test_current_controls_on_disk_unblock_training_without_re_executing_the_failed_run(
+        curated, tmp_path):
+    """The partition's Dagster run failed (its lock was held by a CLI run that then computed
+    the controls): the tick records the controls found on disk, and the next asks training."""
+    from longvie.config import compose
+    from longvie.controls.extract import clips_digest
+    from longvie.controls.run import source_plans
+    from tests.conftest import copy_project
+
+    root = copy_project(curated, tmp_path / "root")
+    project = Project(root)
+    try:
+        config = compose(["profile=smoke", f"paths.root={root}"])
+        digests = {plan.source_id: clips_digest(plan, Path(config.paths.curated))
+                   for plan in source_plans(config)}
+        project.commit(V1)
+        project.curate(digests)
+        failed, *done = sorted(digests)
+        for key in done:
+            project.controls_done(key, digest=digests[key])
+        project.run("controls", dg.DagsterRunStatus.FAILURE, **{PARTITION_TAG: failed,
+                                                                 MD5_TAG: V1})
+        recorded = project.tick()
+        assert recorded.run_requests == []
+        assert [event.partition for event in recorded.asset_events] == [failed]
+        assert recorded.asset_events[0].metadata[CLIPS_DIGEST].value == digests[failed]
+        for event in recorded.asset_events:  # what the daemon does with a tick's events
+            project.instance.report_runless_asset_event(event)
+        assert_asks(project.tick().run_requests[0], "training", f"training:{V1}", V1)
+    finally:
+        project.instance.dispose()

@@ -64,6 +64,10 @@ def _controls(config: LongvieConfig) -> int:
     report = extract_controls(config)
     log_controls_run(config, report)
     print_controls_summary(report)
+    if report["failed"]:
+        print(f"longvie controls: {len(report['failed'])} of {report['videos']} videos failed "
+              "(above); the others are done", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -365,6 +369,10 @@ def print_stage_summary(report: dict) -> None:
           + f" -> {report['model']}")
 
 
+# Rejected files listed by name under the curate summary (the rest are in rejected.parquet).
+REJECTED_SHOWN = 10
+
+
 def print_curation_summary(report: dict) -> None:
     print(
         f"curate: {report['videos_in']} videos in, {report['videos_curated']} curated, "
@@ -373,6 +381,13 @@ def print_curation_summary(report: dict) -> None:
     )
     for reason, count in report["reasons_histogram"].items():
         print(f"  rejected {count:>3} x {reason}")
+    shown = report["rejected"][:REJECTED_SHOWN]
+    for row in shown:
+        segment = f" {row['segment']}" if row.get("segment") else ""
+        print(f"    {row['path']}{segment}: {row['reason']}")
+    if len(report["rejected"]) > len(shown):
+        print(f"    ... {len(report['rejected']) - len(shown)} more in "
+              f"{report.get('rejected_table', 'rejected.parquet')}")
 
 
 def print_controls_summary(report: dict) -> None:
@@ -451,6 +466,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         overrides.remove(stages[0])
         stage = stages[0].split("=", 1)[1]
+        if stage not in TRAIN_STAGES:
+            print(f"longvie train: stage={stage!r}: choose one of {', '.join(TRAIN_STAGES)}",
+                  file=sys.stderr)
+            return 2
         if launched_by_pipes():
             return _train_through_pipes(overrides, stage)
     try:
@@ -463,4 +482,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(config, stage) if stage is not None else run(config)
     except LongvieError as error:
         print(f"longvie {args.command}: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        from longvie.preflight import is_out_of_space, out_of_space
+
+        if not is_out_of_space(error):  # a bug: its traceback is what a report needs
+            raise
+        print(f"longvie {args.command}: {out_of_space(args.command, error, {})}", file=sys.stderr)
         return 1

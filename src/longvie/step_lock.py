@@ -79,6 +79,60 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def lock_holder(config: LongvieConfig, step: str) -> str | None:
+    """Who holds ``step``'s lock on this root right now, or None when it is free.
+
+    A probe, not a wait: the lock is tried without blocking and let go at once, so a scheduler
+    (the Dagster sensor) sees runs started from the CLI as well as its own.
+    """
+    import fcntl
+
+    lock_file, record = lock_paths(config, step)
+    if not lock_file.exists():
+        return None
+    try:
+        handle = open(lock_file, "a")  # noqa: SIM115 (closed below)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError: someone holds it
+        return describe_holder(record)
+    else:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+    finally:
+        handle.close()
+
+
+# A run queued behind another says what it waits for this often (seconds).
+WAIT_REPORT_EVERY_S = 5.0
+
+
+def _acquire_saying_so(lock, step: str, record: Path, wait_s: float) -> None:
+    """``lock.acquire()`` within ``wait_s``; while it waits, one line on stderr every
+    :data:`WAIT_REPORT_EVERY_S` naming the step, its holder and the time left."""
+    from filelock import Timeout
+
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    try:
+        lock.acquire(timeout=0)
+        return
+    except Timeout:
+        if wait_s <= 0:
+            raise
+    while True:
+        left = deadline - time.monotonic()
+        print(f"{step}: waiting for the run that holds it ({describe_holder(record)}); "
+              f"{max(left, 0):.0f} s left before giving up", file=sys.stderr, flush=True)
+        try:
+            lock.acquire(timeout=max(min(WAIT_REPORT_EVERY_S, left), 0))
+            return
+        except Timeout:
+            if time.monotonic() >= deadline:
+                raise
+
+
 @contextmanager
 def step_lock(config: LongvieConfig, step: str, wait_s: float | None = None,
               wait_setting: str = "orchestration.step_lock_wait_s") -> Iterator[Path]:
@@ -95,7 +149,7 @@ def step_lock(config: LongvieConfig, step: str, wait_s: float | None = None,
                            f"({error.strerror or error})") from error
     lock = FileLock(str(lock_file), timeout=wait_s, is_singleton=True)
     try:
-        lock.acquire()
+        _acquire_saying_so(lock, step, record, wait_s)
     except Timeout as error:
         raise StepBusyError(
             f"{step} is already running on {Path(config.paths.root).resolve()}: held by "
@@ -125,6 +179,8 @@ def locked_step(step: str | Callable[[inspect.BoundArguments], str],
     for a ``tracked`` step (one that logs to MLflow; or a function of the call's bound arguments
     that says whether this call does), that the tracking database is whole
     (:func:`longvie.tracking_store.prepare_tracking_store`), so neither fails after the work.
+    A full disk mid-run becomes one :class:`~longvie.preflight.OutOfSpaceError` naming the file,
+    its folder's free space and the step's free space at the start.
     ``step`` is the lock's name, or a function of the call's bound arguments
     (``lambda call: f"train_{call.arguments['stage']}"``). The config is the call's first
     :class:`LongvieConfig` argument."""
@@ -143,17 +199,23 @@ def locked_step(step: str | Callable[[inspect.BoundArguments], str],
                 # Another rank of a DDP run: its rank 0, the process that started it, holds the
                 # lock for the whole run and did the checks.
                 return function(*args, **kwargs)
-            name = step if isinstance(step, str) else step(call)
-            if writes is not None:
-                from longvie.preflight import require_writable
+            from longvie.preflight import is_out_of_space, out_of_space, require_writable
 
-                require_writable(name, writes(config), config.orchestration.min_free_mb)
+            name = step if isinstance(step, str) else step(call)
+            free = {}
+            if writes is not None:
+                free = require_writable(name, writes(config), config.orchestration.min_free_mb)
             if tracked(call) if callable(tracked) else tracked:
                 from longvie.tracking_store import prepare_tracking_store
 
                 prepare_tracking_store(config)
             with step_lock(config, name):
-                return function(*args, **kwargs)
+                try:
+                    return function(*args, **kwargs)
+                except Exception as error:
+                    if is_out_of_space(error):
+                        raise out_of_space(name, error, free) from error
+                    raise
 
         return run  # type: ignore[return-value]
 

@@ -7,7 +7,6 @@ others go on; its stale output is removed so nothing trains on controls of other
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -29,6 +28,7 @@ from longvie.controls.extract import (
     read_meta,
 )
 from longvie.errors import LongvieError
+from longvie.preflight import OutOfSpaceError, is_out_of_space
 
 REPORT_NAME = "controls.json"
 INDEX_NAME = "controls.parquet"
@@ -85,6 +85,8 @@ def extract_checked(plan: SourcePlan, config: LongvieConfig, force: bool = False
         if problems:
             raise LongvieError("; ".join(problems[:5]))
     except Exception as error:
+        if is_out_of_space(error):
+            raise  # not this video's fault: its previous controls stay, the whole step stops
         shutil.rmtree(out_dir, ignore_errors=True)
         if isinstance(error, LongvieError):
             raise
@@ -96,6 +98,8 @@ def extract_checked(plan: SourcePlan, config: LongvieConfig, force: bool = False
 def _job(plan: SourcePlan, config: LongvieConfig, force: bool) -> tuple[str, dict | str]:
     try:
         return "ok", extract_checked(plan, config, force)
+    except OutOfSpaceError:
+        raise
     except LongvieError as error:
         return "failed", str(error)
 

@@ -18,6 +18,7 @@ from longvie.config.schema import CurationConfig, VideoConfig
 from longvie.curation import frames as F
 from longvie.curation.shots import detect_cuts
 from longvie.curation.sources import SourceFile
+from longvie.preflight import is_out_of_space
 from longvie.video.io import VideoProbe, VideoReadError, VideoWriter, iter_frames, probe
 
 GREY_PIXEL_FORMATS = ("gray", "ya8", "ya16", "monow", "monob")
@@ -214,6 +215,9 @@ def curate_source(
     except VideoReadError as error:
         result.reason = str(error)
     except Exception as error:  # a library bug on one odd file must not stop the run
+        if is_out_of_space(error):
+            shutil.rmtree(out_dir / "clips" / source.source_id, ignore_errors=True)
+            raise  # not the file's fault: the whole step stops, its previous output kept
         result.reason = f"internal error: {type(error).__name__}: {error}"
     if result.reason:
         shutil.rmtree(out_dir / "clips" / source.source_id, ignore_errors=True)

@@ -33,11 +33,46 @@ def start_source(config: LongvieConfig, spec: StageSpec) -> str:
         check_pretrained(config.model.pretrained, config.model)
         return config.model.pretrained
     folder = model_dir(config, spec.previous)
+    previous = "base" if spec.previous == "base" else spec.previous.removeprefix("stage")
     if not folder.is_dir():
-        previous = "base" if spec.previous == "base" else spec.previous.removeprefix("stage")
         raise LongvieError(f"{folder} does not exist: stage {spec.number} starts from it "
                            f"(run `longvie train stage={previous}` first)")
+    stale = stale_ancestor(str(folder))
+    if stale:
+        raise LongvieError(f"stage {spec.number} starts from {folder}, but {stale}: run "
+                           f"`longvie train stage={previous}` again first, so that stage "
+                           f"{spec.number} does not build on a model its parents no longer make")
     return str(folder)
+
+
+def source_stamp(source: str) -> str:
+    """One md5 over :func:`files_stamp` of a model folder: what a stage records of its start."""
+    import hashlib
+
+    from longvie.training.trainer import files_stamp
+
+    return hashlib.md5(json.dumps(files_stamp(source)).encode()).hexdigest()
+
+
+def stale_ancestor(folder: str) -> str | None:
+    """Why ``folder`` (a stage model) no longer descends from what is on disk, or None.
+
+    Each stage folder records the folder it started from and that folder's stamp; a stage
+    retrained since (``train stage=1`` beside a benchmark, say) leaves its children built on the
+    old one. The chain is walked up to the base.
+    """
+    from longvie.model.folder import read_meta
+
+    current = folder
+    while True:
+        meta = read_meta(current)
+        parent, stamp = meta.get("started_from"), meta.get("started_from_stamp")
+        if not parent or not stamp or not Path(parent).is_dir():
+            return None
+        if source_stamp(parent) != stamp:
+            return (f"{current} was trained from {parent} as it was before; {parent} has "
+                    "changed since")
+        current = parent
 
 
 def stage_records(config: LongvieConfig, spec: StageSpec, splits: tuple[str, ...]):
@@ -82,6 +117,7 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     settings = getattr(config.training, spec.name)
     started = time.perf_counter()
     source = start_source(config, spec)
+    start_stamp = source_stamp(source)
     L.seed_everything(config.training.trainer.seed, workers=True, verbose=False)
     parts = load_generator(source, config.model, with_controller=True)
     if config.training.trainer.gradient_checkpointing:
@@ -125,7 +161,8 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
 
     out_dir = save_stage_model(model_dir(config, spec.name), spec.name, module.transformer,
                                source, base_changed=spec.trains_base_attention,
-                               extra={"started_from": source})
+                               extra={"started_from": source,
+                                      "started_from_stamp": start_stamp})
     reports = Path(config.paths.reports)
     pictures = [plot_losses(module.losses, reports / f"train_{key}_loss.png",
                             f"stage {key}: training loss")] if module.losses else []

@@ -8,6 +8,7 @@ frames to H.264 so memory does not grow with the length of a video.
 from __future__ import annotations
 
 import heapq
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -221,6 +222,66 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+class _FailSafeFile(io.RawIOBase):
+    """The file FFmpeg's muxer writes through: a write the disk refuses (a full disk, a quota) is
+    recorded, and the muxer is told it succeeded and carries on into nothing.
+
+    FFmpeg's mp4 muxer segfaulted in its trailer after an ``ENOSPC`` on a file it had opened
+    itself; here native code never sees the error, and :meth:`raise_failure` raises it in Python
+    once the muxer is done with the file. Positions stay consistent for the muxer's seeks.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._file = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self._position = 0  # where the muxer is
+        self._at = 0  # where the file is
+        self.failure: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        size = len(memoryview(data))
+        if self.failure is None:
+            try:
+                if self._at != self._position:
+                    self._file.seek(self._position)
+                self._file.write(data)
+                self._at = self._position + size
+            except OSError as error:
+                self.failure = error
+        self._position += size
+        return size
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._position = offset
+        elif whence == io.SEEK_CUR:
+            self._position += offset
+        else:
+            raise OSError(f"{self._file.name}: seeking from the end is not supported")
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        if not self._file.closed:
+            try:
+                self._file.close()  # flushes what is buffered: the disk may refuse it now
+            except OSError as error:
+                self.failure = self.failure or error
+        super().close()
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
 class VideoWriter:
     """Stream RGB frames into an H.264 mp4 (yuv420p, constant rate factor ``crf``).
 
@@ -236,8 +297,9 @@ class VideoWriter:
             raise ValueError(f"{path}: H.264 yuv420p needs even sizes, got {width}x{height}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.fps = path, fps
+        self._file = _FailSafeFile(path)
         self._container = av.open(
-            str(path), mode="w", format="mp4", container_options={"fflags": "+bitexact"}
+            self._file, mode="w", format="mp4", container_options={"fflags": "+bitexact"}
         )
         self._stream = self._container.add_stream("libx264", rate=fps)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
@@ -252,6 +314,7 @@ class VideoWriter:
         self.frames_written = 0
 
     def write(self, rgb: np.ndarray) -> None:
+        self._file.raise_failure()  # the disk is full: stop encoding now, not at the end
         frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
         frame.pts, frame.time_base = self.frames_written, Fraction(1, self.fps)
         for packet in self._stream.encode(frame):
@@ -259,9 +322,14 @@ class VideoWriter:
         self.frames_written += 1
 
     def close(self) -> None:
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._container.close()
+        """Flush and close; a write the disk refused is raised here, as a plain ``OSError``."""
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+        finally:
+            self._file.close()
+        self._file.raise_failure()
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -272,7 +340,12 @@ class VideoWriter:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.close()
+        try:
+            self.close()
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            if kind is None:
+                raise
         if kind is not None:
             self.path.unlink(missing_ok=True)
 
