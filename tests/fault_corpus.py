@@ -85,11 +85,11 @@ class Harness:
         return line
 
     def run(self, root: Path, command: list[str], kill_at: int = 0,
-            count: Path | None = None) -> subprocess.CompletedProcess:
+            count: Path | None = None, fault: str = "kill") -> subprocess.CompletedProcess:
         self.runs += 1  # the command's output, kept beside its root
         out, err = (root.parent / f"{root.name}.run{self.runs}.{name}" for name in ("out", "err"))
         request = {"root": str(root), "kill_at": kill_at, "count": str(count or os.devnull),
-                   "args": command, "stdout": str(out), "stderr": str(err)}
+                   "args": command, "stdout": str(out), "stderr": str(err), "fault": fault}
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
         returncode = json.loads(self._answer())["returncode"]
@@ -201,12 +201,10 @@ def kill_points(points: list[tuple[str, str]]) -> list[int]:
     return sorted({1, (writes + 1) // 2, writes} | in_place)
 
 
-def assert_killed_anywhere_then_rerun_finishes(harness: Harness, source: Path, tmp_path: Path,
-                                               command: list[str], prepare: Prepare,
-                                               parts: tuple[str, ...] = ("data", "models")
-                                               ) -> dict[str, object]:
-    """The corpus check for one step (module docstring), on copies of ``source``'s ``parts``
-    that ``prepare`` gives work to do; returns what the uninterrupted run left."""
+def _reference(harness: Harness, source: Path, tmp_path: Path, command: list[str],
+               prepare: Prepare, parts: tuple[str, ...]
+               ) -> tuple[Callable[[str], Path], dict[str, object], list[tuple[str, str]]]:
+    """Fresh copies of the project, the uninterrupted run's outputs and its write points."""
     def fresh(name: str) -> Path:
         root = copy_project(source, tmp_path / name, parts)
         prepare(root)
@@ -216,11 +214,31 @@ def assert_killed_anywhere_then_rerun_finishes(harness: Harness, source: Path, t
     done = harness.run(reference_root, smoke(reference_root, *command), count=counted)
     assert done.returncode == 0, done.stderr[-3000:]
     points = [tuple(line.split("\t", 1)) for line in counted.read_text().splitlines()]
+    assert points
+    return fresh, snapshot(reference_root), points
+
+
+def _rerun_finishes(harness: Harness, root: Path, command: list[str],
+                    reference: dict[str, object], where: str) -> None:
+    again = harness.run(root, smoke(root, *command))
+    assert again.returncode == 0, (where, again.stderr[-3000:])
+    after = snapshot(root)
+    assert sorted(after) == sorted(reference), f"{where}: other files"
+    differing = {name: list(differences(reference.get(name), value))[:5]
+                 for name, value in changed(reference, after).items()}
+    assert not differing, f"{where}: other content: {differing}"
+
+
+def assert_killed_anywhere_then_rerun_finishes(harness: Harness, source: Path, tmp_path: Path,
+                                               command: list[str], prepare: Prepare,
+                                               parts: tuple[str, ...] = ("data", "models")
+                                               ) -> dict[str, object]:
+    """The corpus check for one step (module docstring), on copies of ``source``'s ``parts``
+    that ``prepare`` gives work to do; returns what the uninterrupted run left."""
+    fresh, reference, points = _reference(harness, source, tmp_path, command, prepare, parts)
     writes = len(points)
-    assert writes > 0
     kills = kill_points(points)
     print(f"{' '.join(command)}: {writes} write points, killed at {len(kills)}")
-    reference = snapshot(reference_root)
     for kill_at in kills:
         root = fresh(f"killed_at_{kill_at}")
         before = snapshot(root)
@@ -230,11 +248,41 @@ def assert_killed_anywhere_then_rerun_finishes(harness: Harness, source: Path, t
                         if visible(name) and reference.get(name) != value}
         assert not half_written, (f"{command} killed at write {kill_at}/{writes} "
                                   f"({' '.join(points[kill_at - 1])}): {half_written}")
-        again = harness.run(root, smoke(root, *command))
-        assert again.returncode == 0, (kill_at, again.stderr[-3000:])
-        after = snapshot(root)
-        assert sorted(after) == sorted(reference), f"killed at {kill_at}: other files"
-        differing = {name: list(differences(reference.get(name), value))[:5]
-                     for name, value in changed(reference, after).items()}
-        assert not differing, f"killed at {kill_at}: other content: {differing}"
+        _rerun_finishes(harness, root, command, reference, f"killed at {kill_at}")
     return reference
+
+
+def staging_leftovers(root: Path) -> list[str]:
+    """Writers' temporary files and folders still under ``root`` (locks and stores aside)."""
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*")
+                  if path.name.endswith(STAGING) or ".creating-" in path.name
+                  and not any(part in SKIPPED for part in path.relative_to(root).parts))
+
+
+def assert_full_disk_anywhere_keeps_outputs_and_a_rerun_finishes(
+        harness: Harness, source: Path, tmp_path: Path, command: list[str], prepare: Prepare,
+        parts: tuple[str, ...] = ("data", "models")) -> None:
+    """The disk fills at the step's first, middle and last write point (``OSError(ENOSPC)``
+    there): the step exits 1 with one message and no traceback, every visible file is what was
+    there before or what an uninterrupted run writes, nothing an uninterrupted run keeps has
+    been deleted, no staging is left; then the same command finishes as the reference."""
+    fresh, reference, points = _reference(harness, source, tmp_path, command, prepare, parts)
+    writes = len(points)
+    for fail_at in sorted({1, (writes + 1) // 2, writes}):
+        where = f"{' '.join(command)} with the disk full at write {fail_at}/{writes} " \
+                f"({' '.join(points[fail_at - 1])})"
+        root = fresh(f"full_at_{fail_at}")
+        before = snapshot(root)
+        failed = harness.run(root, smoke(root, *command), kill_at=fail_at, fault="enospc")
+        assert failed.returncode == 1, (where, failed.returncode, failed.stderr[-3000:])
+        assert "out of disk space" in failed.stderr, (where, failed.stderr[-3000:])
+        assert "Traceback" not in failed.stderr, (where, failed.stderr[-3000:])
+        after = snapshot(root)
+        half_written = {name for name, value in changed(before, after).items()
+                        if visible(name) and reference.get(name) != value}
+        lost = {name for name in before if visible(name) and name not in after
+                and name in reference}
+        assert not half_written, f"{where}: half-written {half_written}"
+        assert not lost, f"{where}: deleted {lost}"
+        assert not staging_leftovers(root), f"{where}: left {staging_leftovers(root)}"
+        _rerun_finishes(harness, root, command, reference, where)

@@ -5,7 +5,9 @@
 
 A write point is a file under ROOT opened for writing (by Python, PyAV or pandas' parquet
 writer; left truncated when killed there: the worst case of a write that is not atomic), or an
-``os.replace`` / ``os.rename`` onto a path under ROOT (killed before it happens). K = 0 only
+``os.replace`` / ``os.rename`` onto a path under ROOT (killed before it happens). With the
+request's ``fault`` set to ``enospc`` the K-th write point raises ``OSError(ENOSPC)`` instead (the
+file opened, empty; the rename not done): a disk that fills at that write. K = 0 only
 counts: the write points are listed in COUNT_FILE when the command ends, one per line (``open``
 or ``rename``, a tab, the path under ROOT). K > 0 kills the process at the K-th write point.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import errno
 import io
 import json
 import os
@@ -40,10 +43,11 @@ class WritePoints:
     def __init__(self) -> None:
         self.root: Path | None = None
         self.kill_at = 0
+        self.fault = "kill"
         self.points: list[str] = []  # "open|rename<TAB>path under the root", in order
 
-    def start(self, root: Path, kill_at: int) -> None:
-        self.root, self.kill_at, self.points = root.resolve(), kill_at, []
+    def start(self, root: Path, kill_at: int, fault: str = "kill") -> None:
+        self.root, self.kill_at, self.fault, self.points = root.resolve(), kill_at, fault, []
 
     def under_root(self, path) -> Path | None:
         """``path`` relative to the root, or None when it lies elsewhere."""
@@ -63,6 +67,8 @@ class WritePoints:
         if len(self.points) == self.kill_at:
             if before_kill is not None:
                 before_kill()
+            if self.fault == "enospc":  # the disk is full from here on (for this write)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -108,10 +114,10 @@ def install_hooks(write_point: WritePoints) -> None:
 
 
 def run_command(write_point: WritePoints, root: Path, kill_at: int, count_file: Path,
-                args: list[str]) -> int:
+                args: list[str], fault: str = "kill") -> int:
     from longvie.cli import main as longvie_main
 
-    write_point.start(root, kill_at)
+    write_point.start(root, kill_at, fault)
     try:
         return longvie_main(args)
     finally:
@@ -131,7 +137,8 @@ def run_forked(write_point: WritePoints, request: dict) -> int:
                 os.dup2(target, fd)
                 os.close(target)
             code = run_command(write_point, Path(request["root"]), int(request["kill_at"]),
-                               Path(request["count"]), list(request["args"]))
+                               Path(request["count"]), list(request["args"]),
+                               request.get("fault", "kill"))
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else 1
         except BaseException:  # noqa: BLE001 - what an uncaught exception does to a process

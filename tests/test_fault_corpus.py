@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fault_corpus import assert_killed_anywhere_then_rerun_finishes, remove
+from tests.fault_corpus import (
+    assert_full_disk_anywhere_keeps_outputs_and_a_rerun_finishes,
+    assert_killed_anywhere_then_rerun_finishes,
+    remove,
+)
 
 pytestmark = pytest.mark.slow  # each step run seven times, killed and again
 
@@ -25,3 +29,11 @@ def test_a_data_step_killed_at_any_write_point_leaves_whole_files_and_a_rerun_fi
         harness, curated, tmp_path, step):
     command, prepare = STEPS[step]
     assert_killed_anywhere_then_rerun_finishes(harness, curated, tmp_path, command, prepare)
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_a_data_step_on_a_full_disk_exits_1_keeping_its_outputs_and_a_rerun_finishes_it(
+        harness, curated, tmp_path, step):
+    command, prepare = STEPS[step]
+    assert_full_disk_anywhere_keeps_outputs_and_a_rerun_finishes(harness, curated, tmp_path,
+                                                                 command, prepare)

@@ -11,7 +11,12 @@ import pytest
 
 from longvie.config import compose
 from tests.conftest import copy_project, random_stage3
-from tests.fault_corpus import REGISTRY, assert_killed_anywhere_then_rerun_finishes, remove
+from tests.fault_corpus import (
+    REGISTRY,
+    assert_full_disk_anywhere_keeps_outputs_and_a_rerun_finishes,
+    assert_killed_anywhere_then_rerun_finishes,
+    remove,
+)
 
 pytestmark = pytest.mark.slow  # each step run seven times, killed and again
 
@@ -111,3 +116,12 @@ def test_a_model_step_killed_at_any_write_point_leaves_whole_files_and_a_rerun_f
     registry = reference[REGISTRY]  # ... and the reruns left it exactly so: one version each
     assert [tags["longvie.stage"] for tags in registry["versions"].values()] == stages
     assert registry["aliases"] == aliases
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_a_model_step_on_a_full_disk_exits_1_keeping_its_outputs_and_a_rerun_finishes_it(
+        harness, request, tmp_path, step):
+    source, command, prepare, _ = STEPS[step]
+    assert_full_disk_anywhere_keeps_outputs_and_a_rerun_finishes(
+        harness, request.getfixturevalue(source), tmp_path, command, prepare,
+        CARRIED.get(source, ("data", "models")))

@@ -46,29 +46,33 @@ def curate(config: LongvieConfig, progress: bool = True) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
 
-    results = _curate_all(videos, config, staging, progress)
-    _reject_near_duplicates(results, config.curation.duplicate_max_diff, staging)
-    clips = _clip_table(results)
-    rejected = _rejected_table(results, unsupported)
-    if clips.empty:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise CurationError(_nothing_kept(raw, len(videos), rejected, curated))
-    clips.to_parquet(staging / CLIPS_TABLE, index=False)
-    rejected.to_parquet(staging / REJECTED_TABLE, index=False)
+    kept_for_inspection = False
+    try:
+        results = _curate_all(videos, config, staging, progress)
+        _reject_near_duplicates(results, config.curation.duplicate_max_diff, staging)
+        clips = _clip_table(results)
+        rejected = _rejected_table(results, unsupported)
+        if clips.empty:
+            raise CurationError(_nothing_kept(raw, len(videos), rejected, curated))
+        clips.to_parquet(staging / CLIPS_TABLE, index=False)
+        rejected.to_parquet(staging / REJECTED_TABLE, index=False)
 
-    outcome = validate_clip_table(clips, staging, config.video)
-    report = _report(
-        videos, results, clips, rejected, outcome, config.video.fps, time.perf_counter() - started
-    )
-    reports = Path(config.paths.reports)
-    reports.mkdir(parents=True, exist_ok=True)
-    if not outcome.success:
-        write_json_atomically(reports / REPORT_NAME, report)
-        raise CurationError(
-            f"clip table failed validation, output kept for inspection in {staging}\n"
-            + outcome.summary()
-        )
-    replace_directory(staging, curated)
+        outcome = validate_clip_table(clips, staging, config.video)
+        report = _report(videos, results, clips, rejected, outcome, config.video.fps,
+                         time.perf_counter() - started)
+        reports = Path(config.paths.reports)
+        reports.mkdir(parents=True, exist_ok=True)
+        if not outcome.success:
+            write_json_atomically(reports / REPORT_NAME, report)
+            kept_for_inspection = True
+            raise CurationError(
+                f"clip table failed validation, output kept for inspection in {staging}\n"
+                + outcome.summary()
+            )
+        replace_directory(staging, curated)
+    finally:
+        if not kept_for_inspection:  # a failure (a full disk) leaves no half-made staging
+            shutil.rmtree(staging, ignore_errors=True)
     write_preview(clips, curated, reports / PREVIEW_NAME, config.curation.preview_clips)
     report["seconds"] = round(time.perf_counter() - started, 2)
     write_json_atomically(reports / REPORT_NAME, report)
