@@ -17,7 +17,7 @@ from longvie.config import compose
 from longvie.errors import LongvieError
 from tests.conftest import copy_project, random_stage3, resources_with
 
-CONTENDERS = {"candidate", "naive", "static"}
+CONTENDERS = {"candidate", "naive", "static", "controls_only"}
 
 
 def register(config, folder: Path) -> int:
@@ -76,7 +76,7 @@ def test_every_contender_is_scored_on_every_held_out_video_and_pictures_are_left
     saved = json.loads((project / "reports" / "benchmark.json").read_text())
     assert saved["models"] == report["models"] and saved["mlflow_run_id"]
     movie, _ = read_video(Path(report["side_by_side"][0]))
-    assert movie.shape == (17, 32, 4 * 32, 3)  # reference | candidate | naive | static
+    assert movie.shape == (17, 32, 5 * 32, 3)  # reference | candidate | naive | static | controls_only
     assert all(Path(p).stat().st_size > 0 for p in report["pictures"])
 
 

@@ -6,6 +6,8 @@ Contenders, all from the same first frame, captions and controls of each benchma
 * ``naive``: the candidate's weights generating clip by clip without history or unified noise
   (each clip sees only its conditioning frame, with fresh noise);
 * ``static``: the first frame repeated;
+* ``controls_only``: the first frame's colours carried along the stored tracks, clip by clip from
+  its own last frame (:func:`controls_only_video`): what the controls give with no model;
 * ``champion``: the registry's champion, when there is one and it is not the candidate.
 
 The benchmark never touches registry aliases (that is ``longvie promote``'s job), so a crash or
@@ -45,10 +47,11 @@ UNWIRED = {
 @dataclass(frozen=True)
 class Contender:
     name: str
-    version: int | None  # registered version (None: a folder or the static baseline)
-    folder: Path | None  # None: the static baseline
+    version: int | None  # registered version (None: a folder or a baseline without a model)
+    folder: Path | None  # None: a baseline without a model (``baseline`` says which)
     history: bool = True
     unified_noise: bool = True
+    baseline: str | None = None  # "static" or "controls_only"
 
 
 def benchmark_sources(config: LongvieConfig) -> list[str]:
@@ -81,7 +84,8 @@ def contenders(config: LongvieConfig) -> tuple[list[Contender], int | None]:
     version, folder = model_version(config, wanted)
     entries = [Contender("candidate", version, folder),
                Contender("naive", version, folder, history=False, unified_noise=False),
-               Contender("static", None, None)]
+               Contender("static", None, None, baseline="static"),
+               Contender("controls_only", None, None, baseline="controls_only")]
     champion = current_champion(config)
     if champion is not None and champion != version:
         entries.append(Contender("champion", *model_version(config, str(champion))))
@@ -112,7 +116,8 @@ def _stamp(config: LongvieConfig, entries: list[Contender], sources: list[str],
         "data": data_stamp(config),
         "benchmark": dataclasses.asdict(config.benchmark),
         "generation": dataclasses.asdict(config.generation),
-        "code": [files_stamp(str(code / part)) for part in ("benchmark", "generation")],
+        "code": [files_stamp(str(code / part)) for part in
+                 ("benchmark", "generation", "controls/splat.py", "controls/pointmap.py")],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -269,8 +274,10 @@ def regenerate(config: LongvieConfig, entry: Contender, parts, video, frames: in
     from longvie.generation.plan import plan_clips
 
     first = video.first_frame()
-    if parts is None:
+    if entry.baseline == "static":
         return [np.repeat(first[None], frames, axis=0)]
+    if entry.baseline == "controls_only":
+        return [controls_only_video(video, frames, config.video.clip_frames)]
     spans = plan_clips(frames, config.video.clip_frames)
     written: list[list[np.ndarray]] = [[] for _ in seeds]
     captions = [video.caption_at(span.start) for span in spans]
@@ -279,6 +286,28 @@ def regenerate(config: LongvieConfig, entry: Contender, parts, video, frames: in
                          lambda chain, frame: written[chain].append(frame),
                          config.model.condition_encoding, progress=progress)
     return [np.stack(frames_of_chain) for frames_of_chain in written]
+
+
+def controls_only_video(video, frames: int, clip_frames: int) -> np.ndarray:
+    """The controls-only baseline over a long video, clip by clip as the candidate goes: each
+    clip carries its own first frame (the previous clip's last) along the clip's stored tracks
+    (:func:`longvie.controls.splat.splat_first_frame`); past the stored clips the last frame
+    holds."""
+    from longvie.controls.splat import splat_first_frame
+    from longvie.generation.long_video import padded_span
+    from longvie.generation.plan import plan_clips
+
+    written, start = [], video.first_frame()
+    for span in plan_clips(frames, clip_frames):
+        if span.index < len(video.clips):
+            query, tracks, visible = video.tracks(span.index)
+            depth, _ = padded_span(video, span)
+            clip = splat_first_frame(start, query, tracks, visible, depth[: len(tracks)])
+        else:
+            clip = np.repeat(start[None], clip_frames, axis=0)
+        written.extend(clip[span.keep_from : span.keep_to])
+        start = clip[-1]
+    return np.stack(written)
 
 
 def score(config: LongvieConfig, video, generated: np.ndarray, reference: np.ndarray,

@@ -46,13 +46,17 @@ def render_point_map(
     order_disparity: np.ndarray,
     height: int,
     width: int,
+    background: np.ndarray | None = None,
 ) -> np.ndarray:
     """(T, H, W, 3) uint8 point-map video.
 
     ``order_disparity`` (T, N) is each track's disparity in each frame: larger = nearer, drawn
-    later. Invisible points are not drawn.
+    later. Invisible points are not drawn. The canvas is black, or a copy of ``background``
+    ((H, W, 3) uint8, the same for every frame) where no point lands.
     """
     frames = np.zeros((len(xy), height, width, 3), dtype=np.uint8)
+    if background is not None:
+        frames[:] = background
     half_width, half_height = half_sizes
     unit = 1 << SHIFT
     for t in range(len(xy)):
