@@ -10,7 +10,9 @@ Two fine-tunings of the shipped base (``weights/tiny-base``), the same data, ste
   trains; the splat is zeroed for 20 % of the samples (control dropout).
 - ``none``: the same fine-tuning without the splat (what the data and the steps alone give);
 - ``controller``: LongVie's recipe instead: the base frozen, the zero-initialised dual controller
-  (``model.controller.num_layers`` layers) trained, the splat latents as its sparse control.
+  (``model.controller.num_layers`` layers) trained, the splat latents as its sparse control;
+- ``joint``: the same controller, with the base trained beside it at ``--lr`` (base and
+  controller pretrained together, as LongVie 2's release overrides Wan's self-attention).
 
 Data: ``tiny``'s rendered scenes, in memory, with ground-truth tracks queried at each clip's
 first frame (the pipeline's ``engine`` controls on rendered data are these): the train split to
@@ -97,11 +99,14 @@ def model_input(noisy, latents, splat, use_splat: bool) -> torch.Tensor:
 class Predictor:
     """The variant's forward pass: (noisy, clip latents, splat latents, timesteps, text)."""
 
-    def __init__(self, variant: str, parts, splat_channels: int) -> None:
+    def __init__(self, variant: str, parts, splat_channels: int, base_lr: float) -> None:
         self.variant, base = variant, parts.transformer.base
-        if variant == "controller":
-            self.model = parts.transformer  # the frozen base and a fresh zero-init controller
-            self.parameters = list(self.model.controller.parameters())
+        if variant in ("controller", "joint"):
+            self.model = parts.transformer  # the base and a fresh zero-init controller
+            self.parameters = [{"params": list(self.model.controller.parameters())}]
+            if variant == "joint":
+                base.requires_grad_(True)
+                self.parameters.append({"params": list(base.parameters()), "lr": base_lr})
             return
         if variant == "splat":
             widen_patch_embedding(base, splat_channels)
@@ -110,7 +115,7 @@ class Predictor:
         self.parameters = list(base.parameters())
 
     def __call__(self, noisy, latents, splat, timesteps, text):
-        if self.variant == "controller":
+        if self.variant in ("controller", "joint"):
             return self.model(model_input(noisy, latents, splat, False), timesteps, text,
                               sparse=control_input(splat))
         return self.model(model_input(noisy, latents, splat, self.variant == "splat"),
@@ -119,9 +124,9 @@ class Predictor:
 
 def run(variant: str, args, parts, data: dict, text: dict) -> dict:
     torch.manual_seed(0)
-    predict = Predictor(variant, parts, data["train_splat"].shape[1])
+    predict = Predictor(variant, parts, data["train_splat"].shape[1], args.lr)
     predict.model.train()
-    lr = args.controller_lr if variant == "controller" else args.lr
+    lr = args.controller_lr if variant in ("controller", "joint") else args.lr
     optimiser = torch.optim.AdamW(predict.parameters, lr=lr, weight_decay=0.0)
     latents, splats = data["train_latents"], data["train_splat"]
     generator = torch.Generator().manual_seed(1)
@@ -230,7 +235,7 @@ def main() -> None:
     print(json.dumps(results["baselines"]), flush=True)
     for variant in args.variants.split(","):
         parts = load_generator(config.model.pretrained, config.model,
-                               with_controller=variant == "controller")
+                               with_controller=variant in ("controller", "joint"))
         codec = LatentCodec(parts.vae)
         data = {"train_latents": encode(codec, [i["frames"] for i in train]),
                 "train_splat": encode(codec, [i["splat"] for i in train]),

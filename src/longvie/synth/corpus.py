@@ -32,7 +32,7 @@ from longvie.synth.writer import write_metadata
 from longvie.video.io import write_video as write_mp4
 
 SPLIT = "pretrain"
-CORPUS_FORMAT = "longvie-pretrain-corpus/1"
+CORPUS_FORMAT = "longvie-pretrain-corpus/2"  # 2: the CPU-independent ray caster
 
 
 def corpus_frames(corpus: CorpusConfig, fps: int) -> int:
