@@ -70,3 +70,16 @@ def test_rays_that_leave_the_scene_miss():
     hits = scene.cast(origins, directions)
     assert hits.mesh.tolist() == [-1, 0]
     assert hits.distance[0] == np.inf
+
+
+def test_a_ray_through_a_gap_narrower_than_the_probes_hits_what_lies_behind():
+    """Two squares 1e-6 apart: every probe lands on one of them, none holds the ray, and the
+    faces around their vertices do not reach the floor behind: every face is tried."""
+    left = _plane(1.0, 1.0)
+    left.vertices[:, 0] -= 1.0 + 5e-7  # x in [-2, -5e-7]
+    right = _plane(1.0, 1.0)
+    right.vertices[:, 0] += 1.0 + 5e-7  # x in [5e-7, 2]
+    scene = _scene(left, right, _plane(0.0, 5.0))
+    hits = scene.cast(*_down(np.array([[0.0, 0.3]])))
+    assert hits.mesh.tolist() == [2]
+    assert hits.distance.tolist() == [10.0]

@@ -13,7 +13,9 @@ candidates, and float64 decides:
 - where they disagree, the ray lies within the offset of an edge: every proposed face is tested
   against the exact ray in float64 (Moeller-Trumbore, edges inclusive), and the nearest hit wins,
   ties going to the lower face index. Near a vertex the probes can straddle the face the ray
-  hits; when no proposal holds the ray, the faces around the proposals' vertices are tested too.
+  hits; when no proposal holds the ray, the faces around the proposals' vertices are tested too,
+  and when none of those does either (a gap between two objects narrower than the probes'
+  spread), every face of the frame.
 
 A probe that grazes an edge may change with the CPU, but the other two still propose the face the
 centre lies in, and the float64 test, made of IEEE element-wise operations only, gives the same
@@ -143,11 +145,15 @@ class FrameScene:
         face = candidates[:, 0].copy()
         mixed = np.flatnonzero(np.any(candidates != candidates[:, :1], axis=1))
         face[mixed] = self._nearest_exact(origins[mixed], directions[mixed], candidates[mixed])
+        every_face = None
         for row in mixed[face[mixed] < 0]:  # a handful a frame: rays through a vertex's fan
+            one = slice(row, row + 1)
             around = self._faces_around(candidates[row])[None, :]
-            face[row] = self._nearest_exact(
-                origins[row : row + 1], directions[row : row + 1], around
-            )[0]
+            face[row] = self._nearest_exact(origins[one], directions[one], around)[0]
+            if face[row] < 0:  # through a gap narrower than the probes' spread: try them all
+                if every_face is None:
+                    every_face = np.arange(len(self.faces))[None, :]
+                face[row] = self._nearest_exact(origins[one], directions[one], every_face)[0]
         return face
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> Hits:
