@@ -66,6 +66,17 @@ class Project:
         ):
             return SENSOR.evaluate_tick(context)
 
+    def tick_while_held(self, step: str):
+        """A tick while another process (a CLI run) holds ``step``'s lock on the root."""
+        from tests.test_step_lock import hold_lock
+
+        holder = hold_lock(self.root, step)
+        try:
+            return self.tick()
+        finally:
+            holder.kill()
+            holder.wait()
+
     def curate(self, sources: list[str] | dict[str, str]) -> None:
         """A curation run: raw_videos (the real asset) then clips from these source videos
         (a dict gives each source's clips digest, as the real curated_clips records it)."""
@@ -415,32 +426,18 @@ def test_the_weekly_tick_skips_while_a_training_is_in_flight(project_on_disk):
 
 
 def test_controls_a_cli_run_is_computing_are_not_asked_again(project):
-    from tests.test_step_lock import hold_lock
-
     project.commit(V1)
     project.curate(["a", "b"])
     project.controls_done("a")
-    holder = hold_lock(project.root, "controls_b")
-    try:
-        tick = project.tick()
-    finally:
-        holder.kill()
-        holder.wait()
+    tick = project.tick_while_held("controls_b")
     assert tick.run_requests == []
     assert "computed outside Dagster: controls_b (pid" in tick.skip_message
     assert [r.partition_key for r in project.tick().run_requests] == ["b"]  # once it is gone
 
 
 def test_a_cli_curation_in_progress_is_waited_for(project):
-    from tests.test_step_lock import hold_lock
-
     project.commit(V1)
-    holder = hold_lock(project.root, "curate")
-    try:
-        tick = project.tick()
-    finally:
-        holder.kill()
-        holder.wait()
+    tick = project.tick_while_held("curate")
     assert tick.run_requests == []
     assert "waiting for a run started outside Dagster: curate (pid" in tick.skip_message
 
