@@ -9,8 +9,8 @@ noise draws serve every variant and every evaluation.
 
 ``--oracle=1`` feeds the clip's own video latents as the dense control (to training and
 evaluation): an upper bound on what the controller path can carry in the same number of steps.
-Two departures from DESIGN.md §3.2, as experiments: ``--sees-latent=1`` adds the (half-width)
-patchified noisy input to each branch's control tokens, as ControlNet's copy sees its input;
+Two departures from LongVie 2's dual-controller design, as experiments: ``--sees-latent=1``
+adds the (half-width) patchified noisy input to each branch's control tokens, as ControlNet's copy sees its input;
 ``--train-base=1`` trains the base with the controller. ``--equalise-depth=1`` re-encodes
 the dense control from each clip's depth video rank-equalised over the clip (more contrast for
 the objects; clip-wise, so only a probe of what the depth could tell). ``--raw-point-map=1``

@@ -1,6 +1,6 @@
 """Each training stage judged where it matters: long videos regenerated from the benchmark split.
 
-LongVie 2's own stage ablation (DESIGN.md §3.5: SSIM .456 -> .501 -> .529) is measured on long
+LongVie 2's own stage ablation (LongVie 2, Table 3: SSIM .456 -> .501 -> .529) is measured on long
 generated videos, not on a one-clip loss: stage 2 exists to stop the quality decay of an
 autoregressive rollout, whose later clips start from the model's own (degraded) last frame. The
 controller cannot see that frame (its branches see control tokens only), so stage 2 can only

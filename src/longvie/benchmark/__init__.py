@@ -1,1 +1,1 @@
-"""Benchmark of generated long videos against their references (DESIGN.md §3.8)."""
+"""Benchmark of generated long videos against their references."""

@@ -1,4 +1,4 @@
-"""The weight-free benchmark metrics (DESIGN.md §3.8): pure functions over uint8 RGB videos.
+"""The weight-free benchmark metrics: pure functions over uint8 RGB videos.
 
 Every video is a numpy array (T, H, W, 3) uint8; per-frame results are numpy arrays. These
 metrics need no pretrained network, so the benchmark always runs them (the model-based VBench

@@ -187,7 +187,7 @@ class ControlsConfig:
 
 @dataclass
 class TransformerConfig:
-    """``WanTransformer3DModel`` arguments (DESIGN.md §3.1); the I2V input has 36 channels."""
+    """``WanTransformer3DModel`` arguments; the I2V input has 36 channels."""
 
     num_layers: int = 4
     num_attention_heads: int = 4
@@ -363,7 +363,7 @@ class Stage1Config(StageConfig):
     """Multi-modal guidance: train the controller; degrade the dense control late in the stage."""
 
     steps: int = 700
-    # The dense degradations run in the last third of the stage only (DESIGN.md §3.3).
+    # The dense degradations run in the last third of the stage only.
     degrade_from_fraction: float = 0.6667
     feature_p: float = 0.15
     feature_low: float = 0.05
@@ -515,7 +515,7 @@ class TrainingConfig:
 class GenerationConfig:
     """``longvie generate``: which model, which long video's controls, and the sampler.
 
-    DESIGN.md §3.7's sampler is 50 Euler steps, shift 5, guidance 5 (wan14b); the CPU profiles
+    LongVie's sampler is 50 Euler steps, shift 5, guidance 5 (wan14b); the CPU profiles
     take 8 UniPC steps (bench/sampler_steps.py) and the shift they were trained with.
     """
 
@@ -546,7 +546,7 @@ class GenerationConfig:
 
 @dataclass
 class BenchmarkConfig:
-    """``longvie benchmark``: the held-out long videos regenerated and scored (DESIGN.md §3.8).
+    """``longvie benchmark``: the held-out long videos regenerated and scored.
 
     Every curated source of the ``benchmark`` split is a benchmark video (rendered ones and any
     user videos curated into it). The sampler is ``generation``'s, except ``steps`` when set.

@@ -3,7 +3,7 @@
 
 The depth video is read as grey in the pipeline's convention (dark = near) and normalised over
 the *whole* video before it is split into clips: its p5 and p95 grey levels, found in a first
-streaming pass, map to 0 and 1, as the pipeline's own controls are (DESIGN.md §3.6). Spans are
+streaming pass, map to 0 and 1, as the pipeline's own controls are. Spans are
 served in increasing order by forward-only readers, so a long video is decoded once.
 """
 

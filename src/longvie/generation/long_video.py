@@ -1,4 +1,4 @@
-"""Generate a long video clip by clip (DESIGN.md §3.7), streaming frames to the output file.
+"""Generate a long video clip by clip, streaming frames to the output file.
 
 Per clip: the controls of its frames (already globally normalised over the whole video) are
 encoded; the condition is the last generated frame, decoded and encoded again as an image; the

@@ -4,7 +4,7 @@
 ``from_pretrained`` (production: Wan2.1-I2V-14B-480P). Empty: the parts are built from the sizes
 in ``model.transformer`` / ``model.vae`` and trained by the pipeline (tiny, smoke).
 
-The I2V input (DESIGN.md §3.1) is ``[noisy latent 16 | mask 4 | condition latent 16]``: the mask
+The I2V input is ``[noisy latent 16 | mask 4 | condition latent 16]``: the mask
 marks the conditioning frame (pixel frame 0, repeated 4x to fill the first latent frame's four
 temporal slots, as the Wan pipeline does), the condition latent holds the encoded first frame.
 """

@@ -1,6 +1,6 @@
 """The latent cache: every clip, its dense and its sparse control encoded once by the VAE.
 
-On a CPU the VAE is the expensive part (DESIGN.md §6: a clip encode costs ~20 DiT forwards), so
+On a CPU the VAE is the expensive part (measured here: a clip encode costs ~20 DiT forwards), so
 the DiT stages train on cached latents. The cache is keyed by content: the VAE's weights for the
 whole cache (a retrained VAE re-encodes everything) and, per clip, the md5 of the bytes it was
 encoded from (the clip's video and its controls file), never by clip id alone: a video changed

@@ -1,4 +1,4 @@
-"""Controller stages 1, 2 and 3 (DESIGN.md §3.3-3.5): one LightningModule, three settings.
+"""Controller stages 1, 2 and 3: one LightningModule, three settings.
 
 Every stage trains the same flow-matching step of the I2V DiT with the dual controller, on
 cached latents, starting from the previous stage's folder (stage 1 from the base, with a fresh
