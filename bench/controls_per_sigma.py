@@ -9,13 +9,14 @@ noise draws serve every variant and every evaluation.
 
 ``--oracle=1`` feeds the clip's own video latents as the dense control (to training and
 evaluation): an upper bound on what the controller path can carry in the same number of steps.
-Two departures from LongVie 2's dual-controller design, as experiments: ``--sees-latent=1``
-adds the (half-width) patchified noisy input to each branch's control tokens, as ControlNet's copy sees its input;
-``--train-base=1`` trains the base with the controller. ``--equalise-depth=1`` re-encodes
-the dense control from each clip's depth video rank-equalised over the clip (more contrast for
-the objects; clip-wise, so only a probe of what the depth could tell). ``--raw-point-map=1``
-gives the sparse branch the point map itself instead of its VAE latents: pixel frames
-0, 4, …, 16 pooled 4×4 onto the 16×16 latent grid, in latent channels 0–2 (the rest zero).
+Two departures from LongVie 2's dual-controller design, as experiments: ``--sees-latent=1`` adds
+the (half-width) patchified noisy input to each branch's control tokens, as ControlNet's copy
+sees its input; ``--train-base=1`` trains the base with the controller. ``--equalise-depth=1``
+re-encodes the dense control from each clip's depth video rank-equalised over the clip (more
+contrast for the objects; clip-wise, so only a probe of what the depth could tell). ``--raw-
+point-map=1`` gives the sparse branch the point map itself instead of its VAE latents: pixel
+frames 0, 4, …, 16 pooled 4×4 onto the 16×16 latent grid, in latent channels 0–2 (the rest
+zero).
 
     .venv/bin/python bench/controls_per_sigma.py [--steps=300] [--lr=5e-4] [--batch=8]
         [--layers=2] [--eval-every=150] [--oracle=0] [--sees-latent=0] [--train-base=0]
