@@ -42,6 +42,9 @@ def test_production_profile_has_the_paper_clip_geometry():
         ("curation.clip_overlap=17", "curation.clip_overlap"),
         ("profile=huge", "profile/huge"),
         ("generation.solver=heun", "generation.solver"),
+        ("model.sparse_control=splat", "model.sparse_control"),
+        ("pretrain.parts=[vae]", "pretrain.parts"),
+        ("pretrain.control.control_dropout=1.0", "pretrain.control.control_dropout"),
     ],
 )
 def test_bad_overrides_fail_naming_the_key(override, named):

@@ -243,3 +243,58 @@ def test_a_control_video_that_is_no_video_is_refused_naming_its_key_and_file(tmp
     key = {"depth": "generation.depth_video", "points": "generation.point_map_video"}[bad]
     with pytest.raises(LongvieError, match=rf"{key}: .*{bad}\.mp4 is not a readable video"):
         FileControls(tmp_path / "depth.mp4", tmp_path / "points.mp4")
+
+
+class TrackedControls(StripedControls):
+    """Striped controls that also keep their tracks: one point moving right a pixel a frame."""
+
+    def span_tracks(self, start, stop):
+        query = np.array([[float(start % self.size), 10.0]], dtype=np.float32)
+        xy = np.stack([[[float(f % self.size), 10.0]] for f in range(start, stop)])
+        return query, xy.astype(np.float32), np.ones((stop - start, 1), dtype=bool)
+
+
+def test_first_frame_controls_carry_each_chains_own_conditioning_frame(parts, monkeypatch):
+    """``first_frame`` colouring: clip 1 splats the given first frame, every later clip the
+    frame that chain generated last, along that clip's tracks."""
+    import longvie.generation.long_video as module
+    from longvie.generation.long_video import generate_long_videos
+
+    seen = []
+    real = module.first_frame_controls
+
+    def spy(codec, frames, depth, tracks):
+        seen.append((frames.copy(), tracks))
+        return real(codec, frames, depth, tracks)
+
+    monkeypatch.setattr(module, "first_frame_controls", spy)
+    settings = GenerationSettings(steps=2, guidance=1.0, sparse_control="first_frame")
+    first = np.full((32, 32, 3), 128, np.uint8)
+    written = [[], []]
+    generate_long_videos(parts, first, TrackedControls(17), "a red box", 17, 9, settings, [0, 1],
+                         lambda k, f: written[k].append(f), progress=False)
+    assert len(seen) == 2
+    (frames0, tracks0), (frames1, tracks1) = seen
+    assert frames0.shape == (2, 32, 32, 3) and (frames0 == 128).all()
+    for chain in (0, 1):
+        assert np.array_equal(frames1[chain], written[chain][8])  # the clip's shared frame
+    assert not np.array_equal(frames1[0], frames1[1])
+    assert tracks0[0].tolist() == [[0.0, 10.0]] and tracks1[0].tolist() == [[8.0, 10.0]]
+
+
+def test_without_stored_tracks_they_are_read_back_from_the_point_map(parts, monkeypatch):
+    import longvie.generation.long_video as module
+
+    seen = []
+    real = module.first_frame_controls
+    monkeypatch.setattr(module, "first_frame_controls",
+                        lambda codec, frames, depth, tracks: seen.append(tracks)
+                        or real(codec, frames, depth, tracks))
+    controls = StripedControls(9)
+    controls.span_tracks = lambda start, stop: None
+    run(parts, 9, GenerationSettings(steps=1, guidance=1.0, sparse_control="first_frame"),
+        controls)
+    query, xy, visible = seen[0]
+    # the striped point map draws one 4x1 dot at x = frame, rows 8-11
+    assert query.tolist() == [[0.0, 9.5]]
+    assert xy[:, 0, 0].tolist() == list(map(float, range(9))) and visible.all()

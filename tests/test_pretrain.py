@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import REPO, copy_project
 
@@ -161,13 +164,145 @@ def test_pretrain_is_one_mlflow_run_per_part_with_the_pictures(pretrained):
 def test_pretrain_again_resumes_and_trains_nothing(pretrained):
     from longvie.cli import main
 
-    before = (pretrained / "weights" / "smoke-base" / "transformer" /
-              "diffusion_pytorch_model.safetensors").read_bytes()
+    weights = [pretrained / "weights" / name / "transformer" /
+               "diffusion_pytorch_model.safetensors" for name in ("smoke-base", "smoke-longvie")]
+    before = [path.read_bytes() for path in weights]
     assert main(["pretrain", "profile=smoke", f"paths.root={pretrained}"]) == 0
     report = json.loads((pretrained / "reports" / "pretrain.json").read_text())
     assert report["corpus"]["version"].endswith(".dir")
-    assert (pretrained / "weights" / "smoke-base" / "transformer" /
-            "diffusion_pytorch_model.safetensors").read_bytes() == before
+    assert [path.read_bytes() for path in weights] == before
+
+
+# --- the control part: DiT + controller over the base -------------------------------------------
+
+
+def test_the_control_part_writes_control_weights_that_name_their_base(pretrained):
+    from longvie.config import compose
+    from longvie.model.folder import load_generator
+    from longvie.model.pretrained import check_controlled
+
+    folder = pretrained / "weights" / "smoke-longvie"
+    assert sorted(p.name for p in folder.iterdir()) == ["controller", "longvie.json",
+                                                        "transformer"]
+    assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pkl", ".ckpt")]
+    meta = json.loads((folder / "longvie.json").read_text())
+    assert meta["stage"] == "pretrain_control" and meta["base"] == "../smoke-base"
+    made = meta["pretrain"]
+    assert made["command"].startswith("longvie pretrain") and made["steps"] == 4
+    assert made["corpus_version"].endswith(".dir") and made["base"]["dit_steps"] == 12
+    assert made["train_seconds"] > 0 and made["corpus_clips"] == 6  # 3 videos x 2 clips
+    config = compose(["profile=smoke", f"paths.root={pretrained}",
+                      f"model.controlled={folder}"])
+    check_controlled(str(folder), config.model)
+    generator = load_generator(str(folder), config.model)
+    assert generator.stage == "pretrain_control"
+    # trained: the controller's zero-initialised outputs have moved, and so has the base
+    assert any(p.abs().sum() > 0 for p in generator.transformer.controller.parameters())
+    base = load_generator(str(pretrained / "weights" / "smoke-base"), config.model,
+                          with_controller=False).transformer.base.state_dict()
+    moved = generator.transformer.base.state_dict()
+    assert any(not (moved[k] == v).all() for k, v in base.items())
+
+
+def test_the_control_part_reports_the_controls_effect_against_both_baselines(pretrained):
+    report = json.loads((pretrained / "reports" / "pretrain.json").read_text())
+    assert report["parts"] == ["base", "control"]
+    heldout = report["control"]["heldout"]
+    assert set(heldout["loss"]) == {"with_controls", "controls_zeroed", "dense_only",
+                                    "sparse_only", "no_controls"}
+    assert heldout["loss_ratio_controls_vs_zeroed"] == pytest.approx(
+        heldout["loss"]["with_controls"] / heldout["loss"]["controls_zeroed"], abs=1e-3)
+    generated = heldout["generated"]
+    assert {"static", "controls_only", "guidance_1", "guidance_3"} <= set(generated)
+    assert generated["sampler"]["solver"] == "unipc"
+    for guidance in ("guidance_1", "guidance_3"):
+        figures = generated[guidance]
+        assert len(figures["per_seed"]["ssim"]) == 2
+        assert set(figures["vs_static"]) == set(figures["vs_controls_only"]) == {"ssim",
+                                                                                 "psnr_db"}
+    # the controls-only baseline follows the tracks: its EPE is below holding frame 0's
+    assert generated["controls_only"]["track_epe_px"] < generated["static"]["track_epe_px"]
+    for picture in report["control"]["pictures"].values():
+        assert Path(picture).stat().st_size > 0
+
+
+KILLED_CONTROL = textwrap.dedent(
+    """
+    import os, signal, sys
+    import lightning as L
+    from longvie.config import compose
+    from longvie.synth.corpus import corpus_fingerprint
+    from longvie.training.pretrain_control import pretrain_control
+
+    class KillAt(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == int(sys.argv[2]):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    config = compose(["profile=smoke", f"paths.root={sys.argv[1]}", *sys.argv[3:]])
+    pretrain_control(config, corpus_fingerprint(config.synth, config.pretrain.corpus),
+                     progress=False, log_mlflow=False, callbacks=(KillAt(),))
+    """
+)
+
+
+def test_a_killed_control_run_resumes_to_the_weights_of_an_uninterrupted_one(pretrained,
+                                                                             tmp_path):
+    from safetensors.torch import load_file
+
+    from longvie.config import compose
+    from longvie.synth.corpus import corpus_fingerprint
+    from longvie.training.pretrain_control import pretrain_control
+
+    overrides = ["pretrain.control.steps=6", "pretrain.control.sample_seeds=[0]"]
+    roots = []
+    for name in ("killed", "straight"):
+        root = copy_project(pretrained, tmp_path / name, ("data", "models", "weights"))
+        shutil.rmtree(root / "models" / "pretrain_control" / "checkpoints")
+        roots.append(root)
+    done = subprocess.run([sys.executable, "-c", KILLED_CONTROL, str(roots[0]), "3",
+                           *overrides], capture_output=True, text=True, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert (roots[0] / "models" / "pretrain_control" / "checkpoints" / "last.ckpt").is_file()
+
+    def run(root: Path) -> dict:
+        config = compose(["profile=smoke", f"paths.root={root}", *overrides])
+        return pretrain_control(config, corpus_fingerprint(config.synth, config.pretrain.corpus),
+                                progress=False, log_mlflow=False)
+
+    assert run(roots[0])["steps"] == run(roots[1])["steps"] == 6
+    files = [load_file(root / "weights" / "smoke-longvie" / part / name)
+             for root in roots for part, name in (
+                 ("controller", "model.safetensors"),
+                 ("transformer", "diffusion_pytorch_model.safetensors"))]
+    for killed, straight in ((files[0], files[2]), (files[1], files[3])):
+        for key in killed:
+            assert torch.equal(killed[key], straight[key]), key
+
+
+def test_control_weights_that_are_missing_truncated_or_baseless_are_refused(pretrained,
+                                                                            tmp_path):
+    from longvie.config import compose
+    from longvie.errors import LongvieError
+    from longvie.model.pretrained import check_controlled
+
+    model = compose(["profile=smoke"]).model
+    weights = copy_project(pretrained, tmp_path / "copy", ("weights",)) / "weights"
+    folder = weights / "smoke-longvie"
+    with pytest.raises(LongvieError, match="model.controlled=.*no such folder"):
+        check_controlled(str(weights / "nowhere"), model)
+    controller = folder / "controller" / "model.safetensors"
+    data = controller.read_bytes()
+    controller.write_bytes(data[:-10])
+    with pytest.raises(LongvieError, match="controller/model.safetensors: truncated"):
+        check_controlled(str(folder), model)
+    controller.write_bytes(data)
+    with pytest.raises(LongvieError, match="controller: num_layers is 1 in the folder, 2"):
+        check_controlled(str(folder), compose(["profile=smoke",
+                                               "model.controller.num_layers=2"]).model)
+    shutil.rmtree(weights / "smoke-base")
+    with pytest.raises(LongvieError, match="smoke-base"):
+        check_controlled(str(folder), model)
 
 
 # --- the shipped folder's checks ----------------------------------------------------------------
@@ -260,3 +395,18 @@ def test_the_base_step_loads_registers_once_and_stage1_starts_from_it(curated, t
     assert again["latents"]["encoded"] == 0  # the latent cache is kept for the same VAE
     stage1 = train_report(config, "1", progress=False)
     assert stage1["steps"] == 1
+
+
+def test_stage1_starts_from_the_control_weights_the_profile_names(pretrained):
+    from longvie.config import compose
+    from longvie.errors import LongvieError
+    from longvie.training.stage_run import start_source
+    from longvie.training.stages import STAGES
+
+    folder = pretrained / "weights" / "smoke-longvie"
+    config = compose(["profile=smoke", f"paths.root={pretrained}", f"model.controlled={folder}"])
+    assert start_source(config, STAGES["1"]) == str(folder)
+    missing = compose(["profile=smoke", f"paths.root={pretrained}",
+                       f"model.controlled={pretrained / 'nowhere'}"])
+    with pytest.raises(LongvieError, match="model.controlled=.*no such folder"):
+        start_source(missing, STAGES["1"])

@@ -49,3 +49,31 @@ def test_where_two_points_overlap_the_nearer_one_is_drawn_on_top():
         depth[1, 8, 8], depth[1, 8, 9] = red_depth, blue_depth  # 0 = near
         video = splat_first_frame(first, query, tracks, visible, depth)
         assert video[1, 8, 8].tolist() == on_top and video[1, 8, 9].tolist() == on_top
+
+
+def test_a_point_map_without_its_tracks_gives_them_back():
+    """The generation path for point maps given as videos: colours are track ids."""
+    from longvie.controls.pointmap import (
+        rectangle_half_sizes,
+        render_point_map,
+        track_colours,
+        tracks_from_point_map,
+    )
+    from longvie.synth.groundtruth import grid_queries
+
+    query = grid_queries(64, 64, 16)
+    tracks = np.stack([query + [0.5 * t, 0.25 * t] for t in range(6)]).astype(np.float32)
+    visible = np.ones((6, len(query)), dtype=bool)
+    visible[3, 40] = False
+    colours = track_colours(query, np.linspace(0, 1, len(query)), 64, 64)
+    points = render_point_map(tracks, visible, colours, rectangle_half_sizes(query),
+                              np.zeros((6, len(query))), 64, 64)
+    found_query, found_xy, found_visible = tracks_from_point_map(points)
+    assert len(found_query) == len(query)
+    # match decoded tracks to the drawn ones by their frame-0 position
+    order = [int(np.argmin(np.abs(query - q).sum(axis=1))) for q in found_query]
+    assert sorted(order) == list(range(len(query)))
+    inside = (tracks[:, order, 0] < 61) & (tracks[:, order, 1] < 61)  # not cut by the border
+    error = np.abs(found_xy - tracks[:, order])[inside & visible[:, order]]
+    assert error.max() <= 0.75
+    assert not found_visible[3, order.index(40)] and found_visible[4, order.index(40)]

@@ -233,6 +233,15 @@ def test_the_latent_cache_follows_the_bytes_of_each_clip_not_its_id(curated, tmp
     assert not torch.equal(load_file(latent_file(config, changed.clip_id))["video"], before)
     assert not latent_file(config, dropped.clip_id).exists()
     assert len(LatentDataset(config, [changed])) == 1
+    # The sparse control in another colouring is another cache: refused, then encoded anew.
+    splat = compose(["profile=smoke", f"paths.root={root}", "model.sparse_control=first_frame"])
+    with pytest.raises(LongvieError, match="'point_map' colouring, model.sparse_control is "
+                                           "'first_frame'"):
+        LatentDataset(splat, [changed])
+    point_map = load_file(latent_file(config, changed.clip_id))["sparse"]
+    assert encode_clips(splat, root / "vae", progress=False)["encoded"] == len(records) - 1
+    assert not torch.equal(load_file(latent_file(config, changed.clip_id))["sparse"], point_map)
+    assert len(LatentDataset(splat, [changed])) == 1
     # A cache from the id-keyed format (no content keys) is named as such, not as "changed".
     manifest = Path(config.paths.models) / "latents" / "manifest.json"
     manifest.write_text(json.dumps({"vae": "old", "clip_ids": [changed.clip_id]}))

@@ -75,17 +75,36 @@ def _pretrain(config: LongvieConfig) -> int:
     from longvie.training.pretrain import pretrain
 
     report = pretrain(config)
-    vae, dit = report["vae"]["heldout"], report["dit"]["heldout"]
     print(f"pretrain: corpus {report['corpus']['videos']} videos (version "
-          f"{report['corpus']['version']}); VAE {report['vae']['steps']} steps, DiT "
-          f"{report['dit']['steps']} steps, {report['seconds_training']:.0f} s of training")
-    print(f"  VAE on held-out benchmark clips: PSNR {vae['psnr_db']:.2f} dB, SSIM "
-          f"{vae['ssim']:.3f}, sharpness ratio {vae['sharpness_ratio']:.2f}")
-    print(f"  generated from held-out first frames: sharpness ratio "
-          f"{dit['generated']['sharpness_ratio']:.2f}, SSIM {dit['generated']['ssim']:.3f}, "
-          f"flow-matching loss {dit['flow_matching_loss']:.4f}")
-    print(f"  -> {report['output']}")
+          f"{report['corpus']['version']}), parts: {', '.join(report['parts'])}")
+    if "vae" in report:
+        vae, dit = report["vae"]["heldout"], report["dit"]["heldout"]
+        print(f"  base: VAE {report['vae']['steps']} steps, DiT {report['dit']['steps']} steps, "
+              f"{report['seconds_training']:.0f} s of training -> {report['output']}")
+        print(f"  VAE on held-out benchmark clips: PSNR {vae['psnr_db']:.2f} dB, SSIM "
+              f"{vae['ssim']:.3f}, sharpness ratio {vae['sharpness_ratio']:.2f}")
+        print(f"  generated from held-out first frames: sharpness ratio "
+              f"{dit['generated']['sharpness_ratio']:.2f}, SSIM {dit['generated']['ssim']:.3f}, "
+              f"flow-matching loss {dit['flow_matching_loss']:.4f}")
+    if "control" in report:
+        _print_control(report["control"])
     return 0
+
+
+def _print_control(control: dict) -> None:
+    heldout = control["heldout"]
+    generated = heldout["generated"]
+    print(f"  control: DiT + controller {control['steps']} steps, "
+          f"{control['train_seconds'] or 0:.0f} s of training -> {control['model']}")
+    print(f"  held-out loss with controls / zeroed: "
+          f"{heldout['loss_ratio_controls_vs_zeroed']:.3f}")
+    rows = [("static", generated["static"]), ("controls only", generated["controls_only"])]
+    rows += [(name.replace("_", " "), figures) for name, figures in generated.items()
+             if name.startswith("guidance_")]
+    for name, figures in rows:
+        print(f"  {name:>14}: SSIM {figures['ssim']:.3f}, PSNR {figures['psnr_db']:.2f} dB, "
+              f"sharpness ratio {figures['sharpness_ratio']:.2f}, track EPE "
+              f"{figures['track_epe_px'] or float('nan'):.2f} px")
 
 
 TRAIN_STAGES = ("base", "1", "2", "3")

@@ -127,7 +127,8 @@ def _sampler(config: LongvieConfig, entry: Contender):
 
     return GenerationSettings.from_config(
         config.generation, steps=config.benchmark.steps or config.generation.steps,
-        history=entry.history, unified_noise=entry.unified_noise)
+        history=entry.history, unified_noise=entry.unified_noise,
+        sparse_control=config.model.sparse_control)
 
 
 def sampler_seeds(config: LongvieConfig) -> list[int]:

@@ -199,6 +199,14 @@ def _validate_model(config: LongvieConfig, need) -> None:
         model.condition_encoding in ("joint", "first_frame"),
         f"model.condition_encoding={model.condition_encoding!r} must be 'joint' or 'first_frame'",
     )
+    need(model.sparse_control in ("point_map", "first_frame"),
+         f"model.sparse_control={model.sparse_control!r} must be 'point_map' or 'first_frame'")
+    parts = config.pretrain.parts
+    need(bool(parts) and set(parts) <= {"base", "control"},
+         f"pretrain.parts={list(parts)!r} must name 'base' and/or 'control'")
+    need(0 <= config.pretrain.control.control_dropout < 1,
+         f"pretrain.control.control_dropout={config.pretrain.control.control_dropout} must "
+         "lie in [0, 1)")
     need(model.dtype in ("float32", "bfloat16", "float16"),
          f"model.dtype={model.dtype!r} must be float32, bfloat16 or float16")
     need(model.text.kind in ("captions", "umt5"),

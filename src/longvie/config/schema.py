@@ -260,6 +260,16 @@ class ModelConfig:
     # for pretrained weights); "first_frame": only the first latent frame is encoded, the rest
     # are zeros (one image encode instead of a clip encode: what the CPU profiles train with).
     condition_encoding: str = "first_frame"
+    # How the sparse control reaches the model: "point_map" (LongVie: each track coloured by its
+    # query position and depth) or "first_frame" (each track coloured by the conditioning
+    # frame under its query point: frame 0 carried along the tracks, far to near). The
+    # controls on disk are the same; the colouring is applied when the model reads them.
+    sparse_control: str = "point_map"
+    # A folder of control-aware weights over ``pretrained`` (``longvie pretrain``'s control
+    # part: a DiT and a dual controller trained together), as LongVie's release ships its
+    # dit + control weights beside Wan's; '' starts stage 1 from the base with a fresh
+    # zero-initialised controller (LongVie's recipe).
+    controlled: str = ""
     dtype: str = "float32"
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
@@ -356,6 +366,8 @@ class StageConfig:
     weight_decay: float = 0.01
     # Held-out clips (val + benchmark) the report's comparisons are measured on.
     heldout_clips: int = 32
+    # Share of samples whose controls are zeroed, so the model keeps generating without them.
+    control_dropout: float = 0.0
 
 
 @dataclass
@@ -480,6 +492,27 @@ class PretrainDitConfig:
 
 
 @dataclass
+class PretrainControlConfig(StageConfig):
+    """The control part of ``longvie pretrain``: the base DiT and the dual controller trained
+    together on the corpus with its exact depth and tracks, controls dropped now and then."""
+
+    steps: int = 5000
+    batch_size: int = 8
+    # The controller starts from zero, the base from its pretraining: the base moves slower.
+    learning_rate: float = 5e-4
+    base_learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    control_dropout: float = 0.2
+    caption_dropout: float = 0.1
+    shift: float = 3.0
+    # Where the folder is written (over the base at ``pretrain.output``, which it names).
+    output: str = "${paths.root}/weights/tiny-longvie"
+    # Held-out generation with the benchmark's sampler, at guidance 1 and at the benchmark's:
+    # these sampler seeds.
+    sample_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+
+@dataclass
 class PretrainConfig:
     """``longvie pretrain``: the tiny base (VAE, then DiT + caption encoder) trained once on a
     corpus of its own and written as a diffusers-format folder (what ``model.pretrained`` of
@@ -488,6 +521,10 @@ class PretrainConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     vae: PretrainVaeConfig = field(default_factory=PretrainVaeConfig)
     dit: PretrainDitConfig = field(default_factory=PretrainDitConfig)
+    control: PretrainControlConfig = field(default_factory=PretrainControlConfig)
+    # Which parts run: "base" (corpus, VAE, DiT -> ``output``) and "control" (DiT + controller
+    # over that base -> ``control.output``).
+    parts: list[str] = field(default_factory=lambda: ["base", "control"])
     # Where the finished folder is written (the shipped tiny base: weights/tiny-base).
     output: str = "${paths.root}/weights/tiny-base"
     # Held-out evaluation on the pipeline's benchmark scenes (rendered in memory by synth):

@@ -75,3 +75,35 @@ def render_point_map(
             cv2.rectangle(canvas, tuple(start.tolist()), tuple(end.tolist()), colour, -1,
                           cv2.LINE_8, SHIFT)
     return frames
+
+
+def tracks_from_point_map(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tracks a point-map video (T, H, W, 3) uint8 draws: every colour on frame 0 is one
+    track (a colour is fixed per track for the whole clip); its position in a frame is the
+    centroid of its pixels there, and it is visible where any are drawn. Returns query points
+    (N, 2), xy (T, N, 2) float32 (an unseen point keeps its last position) and visible (T, N).
+
+    For point maps given without their tracks (``longvie generate`` files, serving requests):
+    rectangles partly covered by nearer ones move their centroid by up to half a rectangle.
+    """
+    frames = np.asarray(points)
+    packed = ((frames[..., 0].astype(np.int64) << 16) | (frames[..., 1].astype(np.int64) << 8)
+              | frames[..., 2].astype(np.int64))
+    colours = np.unique(packed[0])
+    colours = colours[colours != 0]  # black is the canvas
+    count = len(colours)
+    height, width = packed.shape[1:]
+    ys, xs = np.mgrid[0:height, 0:width]
+    xy = np.zeros((len(frames), count, 2), dtype=np.float32)
+    visible = np.zeros((len(frames), count), dtype=bool)
+    for t, frame in enumerate(packed):
+        index = np.searchsorted(colours, frame.ravel())
+        known = (index < count) & (colours[np.minimum(index, count - 1)] == frame.ravel())
+        pixels = np.bincount(index[known], minlength=count).astype(np.float64)
+        seen = pixels > 0
+        sums_x = np.bincount(index[known], weights=xs.ravel()[known], minlength=count)
+        sums_y = np.bincount(index[known], weights=ys.ravel()[known], minlength=count)
+        centre = np.stack([sums_x, sums_y], axis=1) / np.maximum(pixels, 1)[:, None]
+        xy[t] = np.where(seen[:, None], centre, xy[t - 1] if t else centre)
+        visible[t] = seen
+    return xy[0].copy(), xy, visible

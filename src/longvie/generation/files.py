@@ -111,3 +111,7 @@ class FileControls:
     def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         depth = grey(self._depth.frames(start, stop))
         return normalise_depth(depth, *self.bounds), self._points.frames(start, stop)
+
+    def span_tracks(self, start: int, stop: int) -> None:
+        """A point-map video keeps no tracks: generation reads them back from it."""
+        return None

@@ -37,6 +37,12 @@ class ControlVideo(Protocol):
         """(depth (n, H, W) float32 in [0, 1] with 0 = near, point map (n, H, W, 3) uint8)."""
         ...
 
+    def span_tracks(self, start: int, stop: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The tracks of frames [start, stop) queried on ``start``: (query (N, 2), xy (n, N, 2),
+        visible (n, N)), or None when only the point map is kept (they are read back from it)."""
+        ...
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -48,6 +54,9 @@ class GenerationSettings:
     unified_noise: bool = True
     seed: int = 0
     solver: str = "euler"
+    # How the model reads its sparse control (``model.sparse_control``): ``first_frame``
+    # carries each chain's own conditioning frame along the clip's tracks.
+    sparse_control: str = "point_map"
 
     @classmethod
     def from_config(cls, generation, **overrides) -> GenerationSettings:
@@ -76,6 +85,32 @@ def control_latents(codec: LatentCodec, depth: np.ndarray, points: np.ndarray
     dense = grey.unsqueeze(0).expand(3, -1, -1, -1).unsqueeze(0)
     sparse = video_tensor(points).unsqueeze(0)
     return codec.encode(dense), codec.encode(sparse)
+
+
+def padded_tracks(controls: ControlVideo, span: ClipSpan, points: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The clip's tracks (from the controls, or read back from its point map); frames past the
+    video's end repeat the last one."""
+    from longvie.controls.pointmap import tracks_from_point_map
+
+    found = controls.span_tracks(span.start, min(span.stop, controls.num_frames))
+    query, xy, visible = found if found is not None else tracks_from_point_map(points)
+    missing = len(points) - len(xy)
+    if missing > 0:
+        xy = np.concatenate([xy, np.repeat(xy[-1:], missing, axis=0)])
+        visible = np.concatenate([visible, np.repeat(visible[-1:], missing, axis=0)])
+    return query, xy, visible
+
+
+def first_frame_controls(codec: LatentCodec, frames: np.ndarray, depth: np.ndarray,
+                         tracks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> torch.Tensor:
+    """The sparse control in the ``first_frame`` colouring for each chain's conditioning frame
+    (frames (B, H, W, 3) uint8): (B, 16, F, h, w)."""
+    from longvie.controls.splat import splat_first_frame
+
+    query, xy, visible = tracks
+    splats = [splat_first_frame(frame, query, xy, visible, depth) for frame in frames]
+    return codec.encode(torch.stack([video_tensor(s) for s in splats]))
 
 
 def to_frames(video: torch.Tensor) -> np.ndarray:
@@ -143,6 +178,7 @@ def generate_long_videos(
     transformer = parts.transformer.eval()
     null_text = parts.text_encoder.encode([""])
     frame = video_tensor(first_frame[None]).unsqueeze(0)[:, :, 0].expand(chains, -1, -1, -1)
+    frame_pixels = np.repeat(first_frame[None], chains, axis=0)  # each chain's condition
     shared_noise = None
     history = previous_end = None  # history tokens; the last latent for the noise blend
     seconds = []
@@ -151,6 +187,10 @@ def generate_long_videos(
         started = time.perf_counter()
         depth, points = padded_span(controls, span)
         dense, sparse = control_latents(codec, depth, points)
+        sparse = sparse.expand(chains, -1, -1, -1, -1)
+        if settings.sparse_control == "first_frame":
+            sparse = first_frame_controls(codec, frame_pixels, depth,
+                                          padded_tracks(controls, span, points))
         condition = codec.condition(frame, clip_frames, condition_encoding)
         if shared_noise is None or not settings.unified_noise:
             offset = 0 if settings.unified_noise else span.index
@@ -163,7 +203,7 @@ def generate_long_videos(
                                     + (1 - HISTORY_NOISE_BLEND) * shared_noise[:, :, 0])
         text = parts.text_encoder.encode([captions[span.index]]).expand(chains, -1, -1)
         inputs = ClipInputs(condition, text, null_text, dense.expand(chains, -1, -1, -1, -1),
-                            sparse.expand(chains, -1, -1, -1, -1), history)
+                            sparse, history)
         latents = sample_clip(transformer, inputs, start_noise, settings.steps, settings.shift,
                               settings.guidance, settings.solver)
         videos = batch_to_frames(codec.decode(latents))
@@ -172,6 +212,7 @@ def generate_long_videos(
                 write(chain, video[index])
         # The next clip starts from the last generated frame, decoded then encoded again.
         frame = video_tensor(videos[:, -1]).permute(1, 0, 2, 3)
+        frame_pixels = videos[:, -1]
         count = settings.history_frames // 4
         history = latents[:, :, -count:] if settings.history and count else None
         previous_end = latents[:, :, -1]

@@ -114,7 +114,8 @@ def generate(config: LongvieConfig, progress: bool = True) -> dict:
     started = time.perf_counter()
     parts = load_generator(str(model_dir), config.model, with_controller=False)
     output = Path(settings.output)
-    report = write_long_video(parts, inputs, GenerationSettings.from_config(settings), output,
+    report = write_long_video(parts, inputs, GenerationSettings.from_config(
+        settings, sparse_control=config.model.sparse_control), output,
                               config.video.fps, config.video.clip_frames,
                               config.model.condition_encoding, progress)
     return {**report, "model": str(model_dir), "source": inputs.source, "output": str(output),

@@ -76,6 +76,16 @@ class StoredVideo:
         with np.load(self.clips[index].controls) as data:
             return data["query_xy"], data["tracks_xy"], data["tracks_visible"]
 
+    def span_tracks(self, start: int, stop: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The stored tracks of the clip that starts at ``start`` (generation spans and curated
+        clips share their boundaries), cut to ``stop``; None when no clip starts there."""
+        for index, clip in enumerate(self.clips):
+            if clip.start == start:
+                query, xy, visible = self.tracks(index)
+                return query, xy[: stop - start], visible[: stop - start]
+        return None
+
     def first_frame(self) -> np.ndarray:
         from longvie.video.io import first_frame
 

@@ -104,16 +104,25 @@ def save_stage_model(folder: Path, stage: str, transformer, base_source: str,
     return folder
 
 
+def recorded_base(source: str) -> str | None:
+    """The base a folder names in ``longvie.json``: a hub id, an absolute path, or a path
+    relative to the folder itself (the shipped control weights name ``../tiny-base``)."""
+    base = read_meta(source).get("base")
+    if base and not Path(base).is_absolute() and (Path(source) / base).is_dir():
+        return str((Path(source) / base).resolve())
+    return base
+
+
 def resolve_base(source: str) -> str:
     """Where the parts a folder does not hold live: the folder itself or its recorded base."""
-    return read_meta(source).get("base") or source
+    return recorded_base(source) or source
 
 
 def part_source(source: str, part: str) -> str:
     """``source`` when it holds ``part``, else the base it records."""
     if is_local(source) and (Path(source) / part).is_dir():
         return source
-    base = read_meta(source).get("base")
+    base = recorded_base(source)
     if base is None:
         raise LongvieError(f"{source}: no {part}/ and no base recorded in {META}")
     return base

@@ -110,3 +110,37 @@ def provenance(source: str) -> dict:
     if is_hub_id(source) or not meta.is_file():
         return {}
     return json.loads(meta.read_text()).get("pretrain", {})
+
+
+def check_controlled(source: str, model: ModelConfig) -> None:
+    """Fail with the file when the control weights at ``source`` (``model.controlled``) are
+    missing, truncated, of another architecture, or name a base that is not there."""
+    from longvie.model.folder import META, recorded_base
+
+    folder = Path(source)
+    if not folder.is_dir():
+        raise LongvieError(f"model.controlled={source!r}: no such folder (run `longvie pretrain "
+                           "pretrain.parts=[control]`, or set model.controlled='' to start "
+                           "stage 1 with a fresh controller)")
+    base = recorded_base(source)
+    if not base:
+        raise LongvieError(f"{folder / META}: names no base (\"base\": the folder its VAE and "
+                           "caption encoder come from)")
+    check_pretrained(base, model)
+    found = {}
+    for part, weights in (("transformer", WEIGHTS["transformer"]),
+                          ("controller", "model.safetensors")):
+        config_path = folder / part / "config.json"
+        if not config_path.is_file():
+            raise LongvieError(f"{config_path}: missing (model.controlled={source!r})")
+        found[part] = json.loads(config_path.read_text())
+        for path in _weights_files(folder / part, weights):
+            check_safetensors(path)
+    problems = architecture_mismatches("transformer", found["transformer"],
+                                       asdict(model.transformer))
+    if found["controller"].get("num_layers") != model.controller.num_layers:
+        problems.append(f"controller: num_layers is {found['controller'].get('num_layers')} in "
+                        f"the folder, {model.controller.num_layers} in model.controller")
+    if problems:
+        raise LongvieError(f"model.controlled={source!r} is another architecture than the "
+                           "profile's config:\n  " + "\n  ".join(problems))

@@ -156,6 +156,10 @@ class ArrayDepthControls:
     def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         return self.depth[start:stop], self.points[start:stop]
 
+    def span_tracks(self, start: int, stop: int) -> None:
+        """A point-map video keeps no tracks: generation reads them back from it."""
+        return None
+
 
 def read_depth_array(path: Path) -> np.ndarray:
     try:

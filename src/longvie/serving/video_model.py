@@ -100,7 +100,8 @@ class LongvieVideoModel(mlflow.pyfunc.PythonModel):
         return GenerationSettings(steps=int(values["steps"]), shift=float(values["shift"]),
                                   guidance=float(values["guidance"]),
                                   history_frames=int(values["history_frames"]),
-                                  seed=int(values["seed"]), solver=values["solver"])
+                                  seed=int(values["seed"]), solver=values["solver"],
+                                  sparse_control=model_config_of(self.spec).sparse_control)
 
     def _generate(self, row: dict[str, Any], sampler) -> dict[str, Any]:
         import base64

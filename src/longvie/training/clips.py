@@ -86,8 +86,9 @@ def depth_tensor(depth: np.ndarray) -> torch.Tensor:
     return grey.unsqueeze(0).expand(3, -1, -1, -1).contiguous()
 
 
-def read_clip(record: ClipRecord) -> dict[str, np.ndarray]:
-    """The clip's frames and, when it has them, its controls (compact dtypes)."""
+def read_clip(record: ClipRecord, sparse_control: str = "point_map") -> dict[str, np.ndarray]:
+    """The clip's frames and, when it has them, its controls (compact dtypes), the sparse one
+    in the model's colouring (``model.sparse_control``)."""
     from longvie.video.io import read_video
 
     frames, _ = read_video(record.video)
@@ -95,22 +96,30 @@ def read_clip(record: ClipRecord) -> dict[str, np.ndarray]:
     if record.controls is not None:
         with np.load(record.controls) as data:
             item["dense"], item["sparse"] = data["depth"], data["point_map"]
+            if sparse_control == "first_frame":
+                from longvie.controls.splat import splat_first_frame
+
+                item["sparse"] = splat_first_frame(
+                    frames[0], data["query_xy"], data["tracks_xy"], data["tracks_visible"],
+                    data["depth"].astype(np.float32) / 65535.0)
     return item
 
 
 class ClipDataset(Dataset):
     """Clips as tensors; ``preload`` decodes everything once and keeps compact arrays."""
 
-    def __init__(self, records: list[ClipRecord], preload: bool) -> None:
-        self.records = records
-        self._cache = [read_clip(r) for r in records] if preload else None
+    def __init__(self, records: list[ClipRecord], preload: bool,
+                 sparse_control: str = "point_map") -> None:
+        self.records, self.sparse_control = records, sparse_control
+        self._cache = [read_clip(r, sparse_control) for r in records] if preload else None
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        raw = self._cache[index] if self._cache is not None else read_clip(record)
+        raw = (self._cache[index] if self._cache is not None
+               else read_clip(record, self.sparse_control))
         item = {"index": index, "clip_id": record.clip_id, "caption": record.caption,
                 "video": video_tensor(raw["video"])}
         if "dense" in raw:

@@ -71,8 +71,7 @@ def heldout_clips(config: LongvieConfig) -> list[dict]:
         raise LongvieError("pretrain.heldout_videos and synth.benchmark_videos must be >= 1: the "
                            "base is judged on the benchmark scenes")
     frames = video_frames(synth, "benchmark")
-    count = settings.heldout_clips_per_video
-    starts = np.linspace(0, frames - clip, count).astype(int) if frames >= clip else []
+    starts = heldout_starts(config, frames)
     items = []
     with tempfile.TemporaryDirectory(prefix="longvie-heldout-") as scratch:
         for index in range(videos):
@@ -88,6 +87,17 @@ def heldout_clips(config: LongvieConfig) -> list[dict]:
     if not items:
         raise LongvieError(f"benchmark videos of {frames} frames hold no {clip}-frame clip")
     return items
+
+
+def heldout_starts(config: LongvieConfig, frames: int) -> list[int]:
+    """First frames of the held-out clips of a ``frames``-long benchmark video: spread evenly,
+    each on a clip boundary of the pipeline's curation (multiples of ``clip_frames - 1``), so
+    that they are clips ``longvie controls`` also makes."""
+    clip, count = config.video.clip_frames, config.pretrain.heldout_clips_per_video
+    if frames < clip:
+        return []
+    last = (frames - clip) // (clip - 1)
+    return sorted({int(k) * (clip - 1) for k in np.linspace(0, last, count).round()})
 
 
 def stacked(items: list[dict]) -> torch.Tensor:

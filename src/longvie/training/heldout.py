@@ -39,7 +39,7 @@ class Variant:
 def stage_variants(module: ControllerModule, detailed: bool = True) -> dict[str, Variant]:
     """The comparisons of the module's stage; ``detailed`` adds stage 3's per-length losses."""
     spec = module.spec
-    if spec.number == 1:
+    if spec.number <= 1:  # stage 1 and the control pretraining: what the controls do
         return {"with_controls": Variant(), "controls_zeroed": Variant(controls="zeroed"),
                 "dense_only": Variant(controls="dense"), "sparse_only": Variant(controls="sparse"),
                 "no_controls": Variant(controls="none")}

@@ -2,7 +2,7 @@
 
 On a CPU the VAE is the expensive part (measured here: a clip encode costs ~20 DiT forwards), so
 the DiT stages train on cached latents. The cache is keyed by content: the VAE's weights for the
-whole cache (a retrained VAE re-encodes everything) and, per clip, the md5 of the bytes it was
+whole cache (a retrained VAE, or another colouring of the sparse control, re-encodes everything) and, per clip, the md5 of the bytes it was
 encoded from (the clip's video and its controls file), never by clip id alone: a video changed
 in place re-encodes exactly its clips, and latents of clips that no longer exist are deleted.
 Each clip is one safetensors file ``<latents>/<clip_id>.safetensors`` with ``video``, ``dense``
@@ -87,7 +87,8 @@ def encode_clips(config: LongvieConfig, vae_dir: str | Path, progress: bool = Tr
     vae_dir = vae_folder(vae_dir)
     if not (vae_dir / "config.json").is_file():
         raise LongvieError(f"{vae_dir}: no trained VAE (run `longvie train stage=base`)")
-    stamp = vae_fingerprint(vae_dir)
+    # The sparse control's colouring changes its latents as a new VAE would.
+    stamp = f"{vae_fingerprint(vae_dir)}:{config.model.sparse_control}"
     folder = latents_dir(config)
     manifest = read_manifest(config)
     if manifest.get("vae") != stamp:
@@ -98,7 +99,7 @@ def encode_clips(config: LongvieConfig, vae_dir: str | Path, progress: bool = Tr
     todo = [r for r in records if manifest["clips"].get(r.clip_id) != keys[r.clip_id]
             or not latent_file(config, r.clip_id).is_file()]
     codec = LatentCodec(AutoencoderKLWan.from_pretrained(vae_dir).eval())
-    dataset = ClipDataset(todo, preload=False)
+    dataset = ClipDataset(todo, preload=False, sparse_control=config.model.sparse_control)
     bar = tqdm(total=len(todo), desc="encode latents", unit="clip", disable=not progress)
     folder.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
@@ -146,7 +147,14 @@ class LatentDataset(torch.utils.data.Dataset):
         if missing:
             raise LongvieError(f"{len(missing)} clips have no cached latents (e.g. {missing[0]}): "
                                "encode them first (`longvie train stage=base`)")
-        known = read_manifest(config)["clips"]
+        manifest = read_manifest(config)
+        known = manifest["clips"]
+        colouring = str(manifest.get("vae") or "").rpartition(":")[2]
+        if known and colouring != config.model.sparse_control:
+            raise LongvieError(
+                f"{latents_dir(config) / MANIFEST}: the sparse controls were encoded in the "
+                f"{colouring or 'point_map'!r} colouring, model.sparse_control is "
+                f"{config.model.sparse_control!r}: re-encode them (`longvie train stage=base`)")
         if not known:
             raise LongvieError(
                 f"{latents_dir(config) / MANIFEST} holds no content keys (missing, or written "

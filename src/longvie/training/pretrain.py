@@ -52,17 +52,50 @@ def render_and_record_corpus(config: LongvieConfig, progress: bool = True) -> di
 
 
 @locked_step("pretrain", writes=lambda c: [c.paths.pretrain, c.paths.models, c.paths.reports,
-                                           str(Path(c.pretrain.output).parent)],
+                                           str(Path(c.pretrain.output).parent),
+                                           str(Path(c.pretrain.control.output).parent)],
              tracked=lambda call: call.arguments.get("log_mlflow", True))
 def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
              tags: dict[str, str] | None = None, command: str | None = None) -> dict:
-    """Corpus, VAE, DiT, the shipped folder and ``reports/pretrain.json``."""
-    from longvie.synth.corpus import corpus_folder
-    from longvie.training.corpus_clips import heldout_clips
-    from longvie.training.pretrain_vae import pretrain_vae
+    """The corpus, then the parts of ``pretrain.parts`` (``base``: VAE + DiT -> ``output``;
+    ``control``: DiT + controller over it -> ``control.output``), and ``reports/pretrain.json``."""
+    from longvie.atomic import write_json_atomically
 
     started = time.perf_counter()
     corpus = render_and_record_corpus(config, progress)
+    report = {
+        "command": command or " ".join(["longvie pretrain", *map(shlex.quote, sys.argv[2:])]),
+        "profile": config.profile_name,
+        "corpus": {k: corpus[k] for k in ("version", "videos", "frames", "out_dir")},
+        "parts": list(config.pretrain.parts),
+    }
+    if "base" in config.pretrain.parts:
+        report |= pretrain_base(config, corpus, report, progress, log_mlflow, tags)
+    if "control" in config.pretrain.parts:
+        report["control"] = pretrain_controlled(config, corpus, report, progress, log_mlflow,
+                                                tags)
+    report["seconds_this_run"] = round(time.perf_counter() - started, 2)
+    report_path = Path(config.paths.reports) / "pretrain.json"
+    write_json_atomically(report_path, report)
+    if log_mlflow:
+        runs = [report.get("vae", {}).get("l1_vae", {}).get("mlflow_run_id"),
+                report.get("vae", {}).get("mlflow_run_id"),
+                report.get("dit", {}).get("mlflow_run_id"),
+                report.get("control", {}).get("mlflow_run_id")]
+        pictures = [Path(p) for p in [*report.get("pictures", {}).values(),
+                                      *report.get("control", {}).get("pictures", {}).values()]]
+        log_artifacts(config, runs, [report_path, *pictures])
+    return report
+
+
+def pretrain_base(config: LongvieConfig, corpus: dict, report: dict, progress: bool,
+                  log_mlflow: bool, tags: dict[str, str] | None) -> dict:
+    """VAE (+ its adversarial decoder), DiT and caption encoder -> ``pretrain.output``."""
+    from longvie.synth.corpus import corpus_folder
+    from longvie.training.corpus_clips import heldout_clips
+    from longvie.training.pretrain_dit import pretrain_dit
+    from longvie.training.pretrain_vae import pretrain_vae
+
     heldout = heldout_clips(config)
     folder = corpus_folder(config.paths.pretrain)
     vae = pretrain_vae(config, folder, corpus["fingerprint"], heldout, progress, log_mlflow, tags)
@@ -75,8 +108,6 @@ def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = Tr
         vae["l1_vae"] = l1_vae
         vae["steps"] += l1_vae["steps"]
         vae["train_seconds"] = (vae["train_seconds"] or 0) + (l1_vae["train_seconds"] or 0)
-    from longvie.training.pretrain_dit import pretrain_dit
-
     dit = pretrain_dit(config, folder, corpus["fingerprint"], heldout, Path(vae["model"]),
                        progress, log_mlflow, tags)
     samples = dit.pop("_samples")
@@ -88,29 +119,47 @@ def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = Tr
     save_vae(config, Path(vae["model"]), staging / "vae")
     for part in ("transformer", "text_encoder"):
         shutil.copytree(Path(dit["model"]) / part, staging / part)
-    report = {
-        "command": command or " ".join(["longvie pretrain", *map(shlex.quote, sys.argv[2:])]),
-        "profile": config.profile_name,
-        "corpus": {k: corpus[k] for k in ("version", "videos", "frames", "out_dir")},
+    part = {
         "vae": vae,
         "dit": dit,
-        "seconds_this_run": round(time.perf_counter() - started, 2),
         "seconds_training": round((vae["train_seconds"] or 0) + (dit["train_seconds"] or 0), 2),
         "output": str(out_dir),
         "pictures": {name: str(path) for name, path in pictures.items()},
     }
-    (staging / META).write_text(json.dumps({"stage": "base", "pretrain": _meta(report)},
+    (staging / META).write_text(json.dumps({"stage": "base", "pretrain": _meta(report | part)},
                                            indent=2) + "\n")
     replace_directory(staging, out_dir)
+    return part
+
+
+def pretrain_controlled(config: LongvieConfig, corpus: dict, report: dict, progress: bool,
+                        log_mlflow: bool, tags: dict[str, str] | None) -> dict:
+    """DiT + dual controller over the base at ``pretrain.output`` -> ``pretrain.control.output``,
+    with its picture and what it records about itself."""
+    from longvie.model.pretrained import provenance
+    from longvie.training.pretrain_control import pretrain_control
+
+    part = pretrain_control(config, corpus["fingerprint"], progress, log_mlflow, tags)
+    samples = part.pop("_samples")
+    part["pictures"] = {name: str(path) for name, path in
+                        write_control_pictures(config, samples).items()}
+    meta_path = Path(part["model"]) / META
+    meta = json.loads(meta_path.read_text())
+    meta["pretrain"] = {
+        "command": report["command"],
+        "profile": report["profile"],
+        "corpus_version": report["corpus"]["version"],
+        "corpus_clips": part["corpus_clips"],
+        "base": provenance(config.pretrain.output),
+        "steps": part["steps"],
+        "train_seconds": part["train_seconds"],
+        "sparse_control": part["sparse_control"],
+        "heldout": part["heldout"],
+    }
     from longvie.atomic import write_json_atomically
 
-    report_path = Path(config.paths.reports) / "pretrain.json"
-    write_json_atomically(report_path, report)
-    if log_mlflow:
-        log_artifacts(config, [vae.get("l1_vae", {}).get("mlflow_run_id"), vae["mlflow_run_id"],
-                           dit["mlflow_run_id"]],
-                      [report_path, *pictures.values()])
-    return report
+    write_json_atomically(meta_path, meta)
+    return part
 
 
 def save_vae(config: LongvieConfig, source: Path, target: Path) -> None:
@@ -155,6 +204,35 @@ def write_pictures(config: LongvieConfig, heldout: list[dict], vae_dir: Path,
                                                        strict=True)], axis=0)
               for t in range(len(references[0]))]
     gif = write_gif(reports / "pretrain_sample.gif", frames, config.video.fps)
+    return {"strip": strip, "gif": gif}
+
+
+def write_control_pictures(config: LongvieConfig, shown: dict) -> dict[str, Path]:
+    """Three held-out clips (one per benchmark video where there are enough), each as rows of
+    reference | depth control | sparse control | static | controls only | generated: a PNG of
+    every other frame and an animated GIF of the rows side by side."""
+    import numpy as np
+
+    from longvie.plots import write_frame_strip, write_gif
+
+    per_video = max(1, config.pretrain.heldout_clips_per_video)
+    count = len(shown["reference"])
+    picks = list(range(0, count, per_video))[:3] or [0]
+    generated = next(k for k in shown if k.startswith("generated"))
+    rows = [("reference", "reference"), ("depth", "depth"), ("sparse", "sparse control"),
+            ("static", "static"), ("controls_only", "controls only"), (generated, "generated")]
+    labels, videos = [], []
+    for number, index in enumerate(picks):
+        for key, label in rows:
+            labels.append(f"{label} {number}")
+            videos.append(shown[key][index])
+    reports = Path(config.paths.reports)
+    strip = write_frame_strip(reports / "pretrain_control_samples.png", labels, videos, every=2,
+                              columns=9)
+    frames = [np.concatenate([np.concatenate([shown[key][i][t] for key, _ in rows], axis=1)
+                              for i in picks], axis=0)
+              for t in range(len(shown["reference"][0]))]
+    gif = write_gif(reports / "pretrain_control_sample.gif", frames, config.video.fps)
     return {"strip": strip, "gif": gif}
 
 

@@ -27,6 +27,11 @@ def model_dir(config: LongvieConfig, step_name: str) -> Path:
 
 def start_source(config: LongvieConfig, spec: StageSpec) -> str:
     """The folder (or hub id) this stage starts from."""
+    if spec.previous == "base" and config.model.controlled:
+        from longvie.model.pretrained import check_controlled
+
+        check_controlled(config.model.controlled, config.model)
+        return config.model.controlled
     if spec.previous == "base" and config.model.pretrained:
         from longvie.model.pretrained import check_pretrained
 

@@ -44,10 +44,12 @@ class StageSpec:
     first_frame_degradation: bool = False
     history: bool = False
     trains_base_attention: bool = False
+    trains_base: bool = False  # the whole base DiT beside the controller
+    label: str = ""  # the step's name when it is not ``stage<number>``
 
     @property
     def name(self) -> str:
-        return f"stage{self.number}"
+        return self.label or f"stage{self.number}"
 
     def inputs(self, condition_encoding: str) -> StageInputs:
         return StageInputs(
@@ -64,6 +66,9 @@ STAGES = {
     "3": StageSpec(3, "stage2", first_frame_degradation=True, history=True,
                    trains_base_attention=True),
 }
+
+# ``longvie pretrain``'s control part: the base and the controller together, from the base.
+PRETRAIN_CONTROL = StageSpec(0, "base", trains_base=True, label="pretrain_control")
 
 
 def control_input(latents: torch.Tensor) -> torch.Tensor:
@@ -176,7 +181,9 @@ class ControllerModule(L.LightningModule):
     def _configure_trainable(self) -> None:
         from longvie.model.controller import freeze_base, unfreeze_base_self_attention
 
-        if self.spec.trains_base_attention:
+        if self.spec.trains_base:
+            self.transformer.base.requires_grad_(True)
+        elif self.spec.trains_base_attention:
             unfreeze_base_self_attention(self.transformer)
         else:
             freeze_base(self.transformer)
@@ -237,7 +244,22 @@ class ControllerModule(L.LightningModule):
             condition = per_sample(self.degraded_condition, samples, batch["first_frame"],
                                    condition)
         history = self.history(batch["previous"], draws) if self.spec.history else None
-        return FlowBatch(latents, condition, text, dense, batch["sparse"], dense_scale, history)
+        sparse = batch["sparse"]
+        if self.settings.control_dropout > 0:
+            dense, sparse = self.dropped_controls(dense, sparse, samples)
+        return FlowBatch(latents, condition, text, dense, sparse, dense_scale, history)
+
+    def dropped_controls(self, dense: torch.Tensor, sparse: torch.Tensor,
+                         samples: Sequence[torch.Generator]
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both controls zeroed for a ``control_dropout`` share of the samples: the model keeps
+        generating from the frame and caption alone, and learns what the controls add."""
+        drop = torch.tensor([float(torch.rand(1, generator=g)) < self.settings.control_dropout
+                             for g in samples])
+        if not bool(drop.any()):
+            return dense, sparse
+        keep = (~drop).to(dense.dtype).view(-1, 1, 1, 1, 1)
+        return dense * keep, sparse * keep
 
     def degrade_from_step(self) -> int:
         return int(round(self.settings.steps * self.settings.degrade_from_fraction))
@@ -356,7 +378,10 @@ class ControllerModule(L.LightningModule):
         settings = self.settings
         controller = [p for p in self.transformer.controller.parameters() if p.requires_grad]
         groups = [{"params": controller, "lr": settings.learning_rate}]
-        if self.spec.trains_base_attention:
+        if self.spec.trains_base:
+            groups.append({"params": list(self.transformer.base.parameters()),
+                           "lr": settings.base_learning_rate})
+        elif self.spec.trains_base_attention:
             attention = [p for p in self.transformer.base.parameters() if p.requires_grad]
             groups.append({"params": attention, "lr": settings.base_attention_learning_rate})
         return torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
