@@ -219,8 +219,10 @@ training_loss_checks = [
     description="`longvie pretrain`, the one-off that makes the tiny base (as downloading Wan "
     "weights is in production): renders the pretraining corpus (data/pretrain, pretrain.dvc), "
     "trains the tiny VAE, then the I2V DiT + caption encoder, and writes pretrain.output "
-    "(tiny: weights/tiny-base). Resumable across kills and sessions. Not part of the training "
-    "job: base_model loads its result through model.pretrained.",
+    "(tiny: weights/tiny-base), then the DiT and the dual controller together over it "
+    "(pretrain.control.output, tiny: weights/tiny-longvie). Resumable across kills and sessions. "
+    "Not part of the training job: base_model loads its result through model.pretrained, "
+    "stage 1 through model.controlled.",
 )
 def pretrained_base(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
                     mlflow: MlflowResource) -> dg.MaterializeResult:
@@ -235,12 +237,25 @@ def pretrained_base(context: dg.AssetExecutionContext, longvie: LongvieConfigRes
                           command="dagster: pretrained_base " + " ".join(longvie.overrides))
     except LongvieError as error:
         raise dg.Failure(allow_retries=False, description=str(error)) from error
-    vae, dit = report["vae"]["heldout"], report["dit"]["heldout"]
-    strip = Path(report["pictures"]["strip"])
+    metadata = {"corpus_version": report["corpus"]["version"], "parts": report["parts"]}
+    if "vae" in report:
+        metadata |= _base_metadata(report)
+    if "control" in report:
+        metadata |= _control_metadata(report["control"])
+    part = report.get("control") or report
+    strip = Path(part["pictures"]["strip"])
     encoded = base64.b64encode(strip.read_bytes()).decode()
-    return dg.MaterializeResult(metadata={
+    metadata["samples"] = dg.MetadataValue.md(f"![held-out samples](data:image/png;base64,"
+                                              f"{encoded})")
+    run_id = part.get("mlflow_run_id") or report.get("dit", {}).get("mlflow_run_id")
+    metadata["mlflow_run"] = mlflow.run_link(config, run_id) if run_id else "not logged"
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _base_metadata(report: dict) -> dict:
+    vae, dit = report["vae"]["heldout"], report["dit"]["heldout"]
+    return {
         "output": dg.MetadataValue.path(report["output"]),
-        "corpus_version": report["corpus"]["version"],
         "vae_steps": report["vae"]["steps"],
         "dit_steps": report["dit"]["steps"],
         "train_seconds": report["seconds_training"],
@@ -248,8 +263,18 @@ def pretrained_base(context: dg.AssetExecutionContext, longvie: LongvieConfigRes
         "vae_heldout_ssim": vae["ssim"],
         "generated_sharpness_ratio": dit["generated"]["sharpness_ratio"],
         "heldout_flow_matching_loss": dit["flow_matching_loss"],
-        "samples": dg.MetadataValue.md(f"![reference | VAE | generated]"
-                                       f"(data:image/png;base64,{encoded})"),
-        "mlflow_run": mlflow.run_link(config, report["dit"]["mlflow_run_id"])
-        if report["dit"]["mlflow_run_id"] else "not logged",
-    })
+    }
+
+
+def _control_metadata(control: dict) -> dict:
+    heldout = control["heldout"]
+    unguided = heldout["generated"]["guidance_1"]
+    return {
+        "control_output": dg.MetadataValue.path(control["model"]),
+        "control_steps": control["steps"],
+        "control_train_seconds": control["train_seconds"] or 0.0,
+        "control_loss_ratio_controls_vs_zeroed": heldout["loss_ratio_controls_vs_zeroed"],
+        "control_generated_ssim": unguided["ssim"],
+        "control_generated_psnr_db": unguided["psnr_db"],
+        "control_generated_track_epe_px": unguided["track_epe_px"],
+    }

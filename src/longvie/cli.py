@@ -98,7 +98,8 @@ def _print_control(control: dict) -> None:
           f"{control['train_seconds'] or 0:.0f} s of training -> {control['model']}")
     print(f"  held-out loss with controls / zeroed: "
           f"{heldout['loss_ratio_controls_vs_zeroed']:.3f}")
-    rows = [("static", generated["static"]), ("controls only", generated["controls_only"])]
+    rows = [("static", generated["static"]), ("controls only", generated["controls_only"]),
+            ("VAE round trip", generated["vae_reconstruction"])]
     rows += [(name.replace("_", " "), figures) for name, figures in generated.items()
              if name.startswith("guidance_")]
     for name, figures in rows:

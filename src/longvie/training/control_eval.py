@@ -20,17 +20,18 @@ FIGURES = ("ssim", "psnr_db", "sharpness_ratio", "track_epe_px")
 
 
 @torch.no_grad()
-def generate_clips(module, clips: list[ControlledClip], latents, config: LongvieConfig,
+def generate_clips(parts, clips: list[ControlledClip], latents, config: LongvieConfig,
                    seed: int, guidance: float) -> list[np.ndarray]:
-    """Every clip generated once (uint8 frames), all clips in one batch."""
+    """Every clip generated once by ``parts`` (a :class:`~longvie.model.folder.Generator`) as
+    uint8 frames, all clips in one batch."""
     from longvie.generation.long_video import batch_to_frames
     from longvie.generation.sampler import ClipInputs, sample_clip
     from longvie.model.backbone import LatentCodec
     from longvie.training.clips import video_tensor
 
     sampler = benchmark_sampler(config)
-    codec = LatentCodec(module.frozen.vae)
-    text_encoder = module.text_encoder
+    codec = LatentCodec(parts.vae)
+    text_encoder = parts.text_encoder
     first = torch.stack([video_tensor(c.frames[:1])[:, 0] for c in clips])
     condition = codec.condition(first, config.video.clip_frames, config.model.condition_encoding)
     inputs = ClipInputs(condition, text_encoder.encode([c.caption for c in clips]),
@@ -39,7 +40,7 @@ def generate_clips(module, clips: list[ControlledClip], latents, config: Longvie
     shape = latents.tensors["video"].shape[1:]
     noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(
         seed * 100_003 + index)) for index in range(len(clips))])
-    clean = sample_clip(module.transformer.eval(), inputs, noise, sampler["steps"],
+    clean = sample_clip(parts.transformer.eval(), inputs, noise, sampler["steps"],
                         sampler["shift"], guidance, sampler["solver"])
     return list(batch_to_frames(codec.decode(clean)))
 
@@ -91,6 +92,19 @@ def paired(a: list[dict], b: list[dict], key: str) -> dict:
             "standard_errors": round(float(diff.mean()) / se, 2) if se > 0 else None}
 
 
+@torch.no_grad()
+def reconstructions(parts, latents) -> list[np.ndarray]:
+    """The reference clips through the VAE (encode, decode): the most a generated clip can keep
+    of the reference's detail, since every sample is decoded by the same decoder."""
+    from longvie.generation.long_video import batch_to_frames
+    from longvie.model.backbone import LatentCodec
+
+    codec = LatentCodec(parts.vae)
+    videos = latents.tensors["video"]
+    return [frames for i in range(0, len(videos), 8)
+            for frames in batch_to_frames(codec.decode(videos[i:i + 8]))]
+
+
 def baselines(clips: list[ControlledClip]) -> dict[str, list[np.ndarray]]:
     """``static`` (frame 0 held) and ``controls_only`` (frame 0 along the tracks) per clip."""
     from longvie.controls.splat import splat_first_frame
@@ -102,13 +116,13 @@ def baselines(clips: list[ControlledClip]) -> dict[str, list[np.ndarray]]:
     }
 
 
-def generation_figures(module, clips: list[ControlledClip], latents, config: LongvieConfig
+def generation_figures(parts, clips: list[ControlledClip], latents, config: LongvieConfig
                        ) -> tuple[dict, dict[str, list[np.ndarray]]]:
     """Each of :func:`guidances` over ``pretrain.control.sample_seeds``, the baselines and
     the paired comparisons; and the clips of the first seed at guidance 1 plus the baselines,
     for the picture."""
     settings = config.pretrain.control
-    shown = baselines(clips)
+    shown = baselines(clips) | {"vae_reconstruction": reconstructions(parts, latents)}
     scored = {name: [clip_scores(v, c) for v, c in zip(videos, clips, strict=True)]
               for name, videos in shown.items()}
     report = {name: summary(scores) for name, scores in scored.items()}
@@ -119,7 +133,7 @@ def generation_figures(module, clips: list[ControlledClip], latents, config: Lon
     for guidance in guidances(config):
         per_seed = []
         for seed in settings.sample_seeds:
-            videos = generate_clips(module, clips, latents, config, seed, guidance)
+            videos = generate_clips(parts, clips, latents, config, seed, guidance)
             per_seed.append([clip_scores(v, c) for v, c in zip(videos, clips, strict=True)])
             if f"generated_guidance_{guidance:g}" not in shown:
                 shown[f"generated_guidance_{guidance:g}"] = videos

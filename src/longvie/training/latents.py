@@ -66,6 +66,24 @@ def vae_fingerprint(vae_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def encoder_fingerprint(vae_dir: Path) -> str:
+    """md5 of what a latent depends on: the encoder's weights and the latent statistics, not the
+    decoder (a decoder fine-tuned alone, as the adversarial pretraining does, leaves every
+    latent as it was)."""
+    from safetensors import safe_open
+
+    config = json.loads((vae_dir / "config.json").read_text())
+    digest = hashlib.md5(json.dumps({k: v for k, v in config.items() if not k.startswith("_")},
+                                    sort_keys=True).encode())
+    for path in sorted(vae_dir.glob("*.safetensors")):
+        with safe_open(path, "pt") as handle:
+            for key in sorted(handle.keys()):
+                if key.startswith(("encoder.", "quant_conv.")):
+                    digest.update(key.encode())
+                    digest.update(handle.get_tensor(key).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def vae_folder(source: str | Path) -> Path:
     """The VAE folder of a model folder (``<source>/vae``) or ``source`` itself."""
     source = Path(source)

@@ -209,8 +209,9 @@ def write_pictures(config: LongvieConfig, heldout: list[dict], vae_dir: Path,
 
 def write_control_pictures(config: LongvieConfig, shown: dict) -> dict[str, Path]:
     """Three held-out clips (one per benchmark video where there are enough), each as rows of
-    reference | depth control | sparse control | static | controls only | generated: a PNG of
-    every other frame and an animated GIF of the rows side by side."""
+    reference | depth control | sparse control | static | controls only | generated (the sparse
+    control left out where it is the controls-only video): a PNG of every other frame and an
+    animated GIF of the rows side by side."""
     import numpy as np
 
     from longvie.plots import write_frame_strip, write_gif
@@ -221,6 +222,8 @@ def write_control_pictures(config: LongvieConfig, shown: dict) -> dict[str, Path
     generated = next(k for k in shown if k.startswith("generated"))
     rows = [("reference", "reference"), ("depth", "depth"), ("sparse", "sparse control"),
             ("static", "static"), ("controls_only", "controls only"), (generated, "generated")]
+    if config.model.sparse_control == "first_frame":  # the sparse control is controls-only
+        rows.remove(("sparse", "sparse control"))
     labels, videos = [], []
     for number, index in enumerate(picks):
         for key, label in rows:

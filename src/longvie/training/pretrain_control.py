@@ -80,8 +80,8 @@ def _render_video_clips(args) -> list[ControlledClip]:
 
 def corpus_control_latents(config: LongvieConfig, codec, vae_dir: Path, corpus_stamp: str,
                            progress: bool) -> ControlLatents:
-    """Latents of every corpus clip and its controls, from a cache keyed by the VAE, the corpus
-    and the control settings (rendering the ground truth again costs minutes)."""
+    """Latents of every corpus clip and its controls, from a cache keyed by the VAE's encoder, the
+    corpus and the control settings (rendering the ground truth again costs minutes)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -90,10 +90,10 @@ def corpus_control_latents(config: LongvieConfig, codec, vae_dir: Path, corpus_s
     from tqdm import tqdm
 
     from longvie.synth.corpus import corpus_folder
-    from longvie.training.latents import vae_fingerprint
+    from longvie.training.latents import encoder_fingerprint
 
     settings = ControlSettings.from_config(config)
-    stamp = json.dumps([CACHE_FORMAT, vae_fingerprint(vae_dir), corpus_stamp,
+    stamp = json.dumps([CACHE_FORMAT, encoder_fingerprint(vae_dir), corpus_stamp,
                         dataclasses.asdict(settings)])
     cache = Path(config.paths.models) / STEP_NAME / LATENT_CACHE
     if cache.is_file():
@@ -152,6 +152,7 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
     import lightning as L
 
     from longvie.model.backbone import LatentCodec
+    from longvie.model.folder import Generator
     from longvie.model.pretrained import check_pretrained
     from longvie.training.control_corpus import heldout_controlled_clips
     from longvie.training.control_eval import generation_figures
@@ -162,7 +163,6 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
         TrainingClock,
         build_trainer,
         claim_checkpoints,
-        files_stamp,
         fit_resumable,
         mlflow_logger,
         modules_stamp,
@@ -181,7 +181,7 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
     heldout = heldout_latents(codec, heldout_clips)
     before = measure(module, heldout, detailed=False)
     claim_checkpoints(config, STEP_NAME, training_settings(config) | {
-        "data": train.stamp, "base": files_stamp(base_dir)}, code=modules_stamp(*CODE))
+        "data": train.stamp, "base": base_stamp(base_dir)}, code=modules_stamp(*CODE))
     run_tags = {"longvie.step": "pretrain", "longvie.part": "control", **(tags or {})}
     logger = (mlflow_logger(config, "pretrain/control", run_tags, step_name=STEP_NAME)
               if log_mlflow else None)
@@ -193,7 +193,9 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
                           config, STEP_NAME)
     module.transformer.eval()
     after = measure(module, heldout, detailed=False)
-    generated, samples = generation_figures(module, heldout_clips, heldout, config)
+    parts = Generator(module.transformer, module.text_encoder, module.frozen.vae, STEP_NAME,
+                      base_dir)
+    generated, samples = generation_figures(parts, heldout_clips, heldout, config)
     out_dir = save_control_folder(config, module.transformer)
     report = {
         "steps": steps,
@@ -229,6 +231,18 @@ def training_settings(config: LongvieConfig) -> dict:
         "video": dataclasses.asdict(config.video),
         "seed": config.pretrain.seed,
     }
+
+
+def base_stamp(base_dir: str) -> dict:
+    """What training starts from: the base DiT, the caption encoder and the VAE's encoder (a
+    decoder fine-tuned later changes no latent, so it does not restart this part)."""
+    from longvie.training.latents import encoder_fingerprint
+    from longvie.training.trainer import files_stamp
+
+    base = Path(base_dir)
+    return {"transformer": files_stamp(str(base / "transformer")),
+            "text_encoder": files_stamp(str(base / "text_encoder")),
+            "vae_encoder": encoder_fingerprint(base / "vae")}
 
 
 def save_control_folder(config: LongvieConfig, transformer) -> Path:
