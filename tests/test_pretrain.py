@@ -183,7 +183,7 @@ def test_the_control_part_writes_control_weights_that_name_their_base(pretrained
 
     folder = pretrained / "weights" / "smoke-longvie"
     assert sorted(p.name for p in folder.iterdir()) == ["controller", "longvie.json",
-                                                        "transformer"]
+                                                        "transformer", "vae"]
     assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pkl", ".ckpt")]
     meta = json.loads((folder / "longvie.json").read_text())
     assert meta["stage"] == "pretrain_control" and meta["base"] == "../smoke-base"
@@ -202,6 +202,45 @@ def test_the_control_part_writes_control_weights_that_name_their_base(pretrained
                           with_controller=False).transformer.base.state_dict()
     moved = generator.transformer.base.state_dict()
     assert any(not (moved[k] == v).all() for k, v in base.items())
+
+
+def test_the_control_weights_ship_a_sharpened_decoder_over_the_base_encoder(pretrained):
+    from safetensors import safe_open
+
+    from longvie.config import compose
+    from longvie.model.folder import load_generator
+
+    folder = pretrained / "weights" / "smoke-longvie"
+    with safe_open(folder / "vae" / "diffusion_pytorch_model.safetensors", "pt") as handle:
+        assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.float16}
+    config = compose(["profile=smoke", f"paths.root={pretrained}"])
+    shipped = load_generator(str(folder), config.model).vae.state_dict()
+    base = load_generator(str(pretrained / "weights" / "smoke-base"), config.model,
+                          with_controller=False).vae.state_dict()
+    assert {v.dtype for v in shipped.values()} == {torch.float32}  # loaded in full precision
+    for key, value in base.items():
+        if key.startswith(("encoder.", "quant_conv.")):  # the latents stay the base's
+            assert torch.equal(shipped[key], value.half().float()), key
+    assert any(not torch.equal(shipped[k], base[k].half().float()) for k in base
+               if k.startswith("decoder."))
+    made = json.loads((folder / "longvie.json").read_text())["pretrain"]["decoder"]
+    assert made["steps"] == 2 and made["weight"] == config.pretrain.control.decoder.weight
+    assert {"psnr_db", "ssim", "sharpness_ratio"} <= set(made["heldout"])
+
+
+def test_a_stage_started_from_the_control_weights_keeps_their_decoder(pretrained, tmp_path):
+    from longvie.config import compose
+    from longvie.model.folder import load_generator, save_stage_model
+
+    folder = pretrained / "weights" / "smoke-longvie"
+    config = compose(["profile=smoke", f"paths.root={pretrained}"])
+    generator = load_generator(str(folder), config.model)
+    saved = save_stage_model(tmp_path / "stage1", "stage1", generator.transformer, str(folder),
+                             base_changed=False)
+    for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+        assert (saved / "vae" / name).read_bytes() == (folder / "vae" / name).read_bytes()
+    base_text = pretrained / "weights" / "smoke-base" / "text_encoder" / "model.safetensors"
+    assert (saved / "text_encoder" / "model.safetensors").read_bytes() == base_text.read_bytes()
 
 
 def test_the_control_part_reports_the_controls_effect_against_both_baselines(pretrained):

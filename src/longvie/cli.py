@@ -98,6 +98,12 @@ def _print_control(control: dict) -> None:
           f"{control['train_seconds'] or 0:.0f} s of training -> {control['model']}")
     print(f"  held-out loss with controls / zeroed: "
           f"{heldout['loss_ratio_controls_vs_zeroed']:.3f}")
+    if "decoder" in control:
+        decoder = control["decoder"]
+        print(f"  decoder: {decoder['steps']} adversarial steps (weight {decoder['weight']:g}), "
+              f"{decoder['train_seconds'] or 0:.0f} s -> vae/ (round trip sharpness "
+              f"{decoder['heldout']['sharpness_ratio']:.2f}, PSNR "
+              f"{decoder['heldout']['psnr_db']:.2f} dB on corpus clips)")
     rows = [("static", generated["static"]), ("controls only", generated["controls_only"]),
             ("VAE round trip", generated["vae_reconstruction"])]
     rows += [(name.replace("_", " "), figures) for name, figures in generated.items()

@@ -88,16 +88,18 @@ def save_stage_model(folder: Path, stage: str, transformer, base_source: str,
     staging = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    base_source = resolve_base(base_source)
+    started_from, base_source = base_source, resolve_base(base_source)
     local = is_local(base_source)
     if transformer.controller is not None:
         save_controller(transformer.controller, staging / CONTROLLER)
     if base_changed or local:
         transformer.base.save_pretrained(staging / "transformer")
     if local:
-        for part in COPIED_PARTS:
-            if (Path(base_source) / part).is_dir():
-                shutil.copytree(Path(base_source) / part, staging / part)
+        for part in COPIED_PARTS:  # a folder's own part (the control weights' vae/) first
+            where = next((Path(folder) / part for folder in (started_from, base_source)
+                          if (Path(folder) / part).is_dir()), None)
+            if where is not None:
+                shutil.copytree(where, staging / part)
     meta = {"stage": stage, "base": None if local else base_source, **(extra or {})}
     (staging / META).write_text(json.dumps(meta, indent=2) + "\n")
     replace_directory(staging, folder)

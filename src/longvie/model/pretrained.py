@@ -128,8 +128,10 @@ def check_controlled(source: str, model: ModelConfig) -> None:
                            "caption encoder come from)")
     check_pretrained(base, model)
     found = {}
-    for part, weights in (("transformer", WEIGHTS["transformer"]),
-                          ("controller", "model.safetensors")):
+    parts = [("transformer", WEIGHTS["transformer"]), ("controller", "model.safetensors")]
+    if (folder / "vae").is_dir():  # its own decoder (``pretrain.control.decoder``)
+        parts.append(("vae", WEIGHTS["vae"]))
+    for part, weights in parts:
         config_path = folder / part / "config.json"
         if not config_path.is_file():
             raise LongvieError(f"{config_path}: missing (model.controlled={source!r})")
@@ -138,6 +140,8 @@ def check_controlled(source: str, model: ModelConfig) -> None:
             check_safetensors(path)
     problems = architecture_mismatches("transformer", found["transformer"],
                                        asdict(model.transformer))
+    if "vae" in found:
+        problems += architecture_mismatches("vae", found["vae"], asdict(model.vae))
     if found["controller"].get("num_layers") != model.controller.num_layers:
         problems.append(f"controller: num_layers is {found['controller'].get('num_layers')} in "
                         f"the folder, {model.controller.num_layers} in model.controller")

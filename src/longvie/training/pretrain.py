@@ -81,6 +81,7 @@ def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = Tr
         runs = [report.get("vae", {}).get("l1_vae", {}).get("mlflow_run_id"),
                 report.get("vae", {}).get("mlflow_run_id"),
                 report.get("dit", {}).get("mlflow_run_id"),
+                report.get("control", {}).get("decoder", {}).get("mlflow_run_id"),
                 report.get("control", {}).get("mlflow_run_id")]
         pictures = [Path(p) for p in [*report.get("pictures", {}).values(),
                                       *report.get("control", {}).get("pictures", {}).values()]]
@@ -139,7 +140,13 @@ def pretrain_controlled(config: LongvieConfig, corpus: dict, report: dict, progr
     from longvie.model.pretrained import provenance
     from longvie.training.pretrain_control import pretrain_control
 
-    part = pretrain_control(config, corpus["fingerprint"], progress, log_mlflow, tags)
+    decoder = None
+    if total_steps(phases_from(config.pretrain.control.decoder.phases)) > 0:
+        decoder = pretrain_control_decoder(config, corpus, progress, log_mlflow, tags)
+    part = pretrain_control(config, corpus["fingerprint"], progress, log_mlflow, tags,
+                            decoder_dir=Path(decoder["model"]) if decoder else None)
+    if decoder is not None:
+        part["decoder"] = decoder
     samples = part.pop("_samples")
     part["pictures"] = {name: str(path) for name, path in
                         write_control_pictures(config, samples).items()}
@@ -156,10 +163,27 @@ def pretrain_controlled(config: LongvieConfig, corpus: dict, report: dict, progr
         "sparse_control": part["sparse_control"],
         "heldout": part["heldout"],
     }
+    if decoder is not None:
+        meta["pretrain"]["decoder"] = {key: decoder[key] for key in
+                                       ("steps", "train_seconds", "weight", "heldout")}
     from longvie.atomic import write_json_atomically
 
     write_json_atomically(meta_path, meta)
     return part
+
+
+def pretrain_control_decoder(config: LongvieConfig, corpus: dict, progress: bool,
+                             log_mlflow: bool, tags: dict[str, str] | None) -> dict:
+    """The base VAE's decoder fine-tuned further (``pretrain.control.decoder``), for the control
+    weights' ``vae/``: a run of its own, resumable like the others."""
+    from longvie.synth.corpus import corpus_folder
+    from longvie.training.corpus_clips import heldout_clips
+    from longvie.training.pretrain_vae_gan import pretrain_vae_gan
+
+    return pretrain_vae_gan(config, corpus_folder(config.paths.pretrain), corpus["fingerprint"],
+                            Path(config.pretrain.output) / "vae", heldout_clips(config), progress,
+                            log_mlflow, tags, settings=config.pretrain.control.decoder,
+                            step_name="pretrain_control_decoder", part="control_decoder")
 
 
 def save_vae(config: LongvieConfig, source: Path, target: Path) -> None:

@@ -10,6 +10,7 @@ Wan's::
 
     controller/    config.json + model.safetensors (DualController)
     transformer/   the DiT trained with it (WanTransformer3DModel)
+    vae/           the base VAE with its decoder sharpened further (``pretrain.control.decoder``)
     longvie.json   {"stage": "pretrain_control", "base": "../tiny-base", "pretrain": {...}}
 
 The training step is the controller stages' (:class:`ControllerModule`, spec
@@ -39,6 +40,7 @@ TRAINING_KEYS = ("batch_size", "learning_rate", "base_learning_rate", "weight_de
 MODEL_KEYS = ("condition_encoding", "sparse_control", "dtype", "transformer", "vae", "text",
               "controller")
 CACHE_FORMAT = 1
+VAE_STORAGE_DTYPE = torch.float16
 # The code a training step runs (the data enters by the latent cache's stamp).
 CODE = ("longvie.training.stages", "longvie.training.flow", "longvie.training.draws",
         "longvie.model.controller", "longvie.model.losses", "longvie.model.backbone")
@@ -146,9 +148,10 @@ def build_module(config: LongvieConfig, base_dir: str):
 
 def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = True,
                      log_mlflow: bool = True, tags: dict[str, str] | None = None,
-                     callbacks: tuple = ()) -> dict:
+                     callbacks: tuple = (), decoder_dir: Path | None = None) -> dict:
     """Train (resuming) the DiT + controller over the base; write ``pretrain.control.output``
-    and return the part's report (with the picture's clips under ``"_samples"``)."""
+    (with the VAE at ``decoder_dir`` as its ``vae/``, when given) and return the part's report
+    (with the picture's clips under ``"_samples"``)."""
     import lightning as L
 
     from longvie.model.backbone import LatentCodec
@@ -193,10 +196,13 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
                           config, STEP_NAME)
     module.transformer.eval()
     after = measure(module, heldout, detailed=False)
-    parts = Generator(module.transformer, module.text_encoder, module.frozen.vae, STEP_NAME,
-                      base_dir)
+    vae = module.frozen.vae if decoder_dir is None else shipped_vae(decoder_dir)
+    parts = Generator(module.transformer, module.text_encoder, vae, STEP_NAME, base_dir)
+    if decoder_dir is not None:  # judged with the VAE that ships, its encoder included
+        heldout = heldout_latents(LatentCodec(vae), heldout_clips)
     generated, samples = generation_figures(parts, heldout_clips, heldout, config)
-    out_dir = save_control_folder(config, module.transformer)
+    out_dir = save_control_folder(config, module.transformer,
+                                  vae if decoder_dir is not None else None)
     report = {
         "steps": steps,
         "train_seconds": recorded_train_seconds(config, STEP_NAME),
@@ -245,9 +251,25 @@ def base_stamp(base_dir: str) -> dict:
             "vae_encoder": encoder_fingerprint(base / "vae")}
 
 
-def save_control_folder(config: LongvieConfig, transformer) -> Path:
-    """``pretrain.control.output``: the controller and DiT, naming the base folder by a path
-    relative to itself (the two folders travel together in the repository)."""
+def shipped_vae(decoder_dir: Path):
+    """The VAE at ``decoder_dir`` as it loads from the control folder: stored in half precision
+    (the 40 MB the shipped weights may take leave no room for a second full-precision VAE),
+    loaded in full. Rounding moves a latent by about 1e-3 of its scale."""
+    from diffusers import AutoencoderKLWan
+
+    vae = AutoencoderKLWan.from_pretrained(decoder_dir).eval().requires_grad_(False)
+    with torch.no_grad():
+        for tensor in filter(torch.is_floating_point, vae.state_dict().values()):
+            tensor.copy_(tensor.to(VAE_STORAGE_DTYPE))  # what the stored file holds
+    return vae
+
+
+def save_control_folder(config: LongvieConfig, transformer, vae=None) -> Path:
+    """``pretrain.control.output``: the controller and DiT (and ``vae`` in half precision, when
+    given), naming the base folder by a path relative to itself (the two folders travel together
+    in the repository)."""
+    import copy
+
     from longvie.model.folder import META, save_controller
 
     out_dir = Path(config.pretrain.control.output)
@@ -256,6 +278,10 @@ def save_control_folder(config: LongvieConfig, transformer) -> Path:
     staging.mkdir(parents=True)
     save_controller(transformer.controller, staging / "controller")
     transformer.base.save_pretrained(staging / "transformer")
+    if vae is not None:
+        # torch's own cast: diffusers' ``to`` warns that a dtype belongs in from_pretrained
+        half = torch.nn.Module.to(copy.deepcopy(vae), VAE_STORAGE_DTYPE)
+        half.save_pretrained(staging / "vae")
     base = os.path.relpath(Path(config.pretrain.output).resolve(), out_dir.resolve())
     (staging / META).write_text(json.dumps({"stage": STEP_NAME, "base": base}, indent=2) + "\n")
     replace_directory(staging, out_dir)

@@ -19,6 +19,7 @@ import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
+from longvie.config.schema import AdversarialConfig
 from longvie.training.draws import shard_start
 from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
 from longvie.training.vae import crop_frames
@@ -79,14 +80,19 @@ class AdversarialDecoderModule(L.LightningModule):
         ], betas=(0.5, 0.9), weight_decay=0.0)
 
 
-def model_dir(config: LongvieConfig) -> Path:
-    return Path(config.paths.models) / STEP_NAME / "model"
+def model_dir(config: LongvieConfig, step_name: str = STEP_NAME) -> Path:
+    return Path(config.paths.models) / step_name / "model"
 
 
 def pretrain_vae_gan(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
                      vae_dir: Path, heldout: list[dict], progress: bool = True,
-                     log_mlflow: bool = True, tags: dict[str, str] | None = None) -> dict:
-    """Fine-tune the decoder of the VAE at ``vae_dir`` (resuming); returns its report."""
+                     log_mlflow: bool = True, tags: dict[str, str] | None = None,
+                     settings: AdversarialConfig | None = None, step_name: str = STEP_NAME,
+                     part: str = "vae_gan") -> dict:
+    """Fine-tune the decoder of the VAE at ``vae_dir`` (resuming); returns its report.
+
+    ``settings`` default to the base's ``pretrain.vae.adversarial``; the control part passes its
+    own decoder settings with a ``step_name`` and MLflow ``part`` of its own."""
     from diffusers import AutoencoderKLWan
 
     from longvie.model.discriminator import PatchDiscriminator
@@ -105,37 +111,37 @@ def pretrain_vae_gan(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     )
 
     started = time.perf_counter()
-    settings = config.pretrain.vae.adversarial
+    settings = settings or config.pretrain.vae.adversarial
     phases = phases_from(settings.phases)
     seed = config.pretrain.seed
     L.seed_everything(seed, workers=True, verbose=False)
     vae = AutoencoderKLWan.from_pretrained(vae_dir)
     module = AdversarialDecoderModule(vae, PatchDiscriminator(settings.discriminator_width),
                                       phases, settings.learning_rate, settings.weight, seed)
-    claim_checkpoints(config, STEP_NAME, {
+    claim_checkpoints(config, step_name, {
         "adversarial": dataclasses.asdict(settings), "vae": vae_fingerprint(vae_dir),
         "video": dataclasses.asdict(config.video), "seed": seed, "corpus": corpus_stamp,
     }, code=modules_stamp(*CODE))
-    run_tags = {"longvie.step": "pretrain", "longvie.part": "vae_gan", **(tags or {})}
-    logger = (mlflow_logger(config, "pretrain/vae_gan", run_tags, step_name=STEP_NAME)
+    run_tags = {"longvie.step": "pretrain", "longvie.part": part, **(tags or {})}
+    logger = (mlflow_logger(config, f"pretrain/{part}", run_tags, step_name=step_name)
               if log_mlflow else None)
-    trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress,
+    trainer = build_trainer(config, step_name, total_steps(phases), logger, progress,
                             (TrainingClock(),))
     video = config.video
     data = StepDataModule(config, phases, lambda: CorpusClips(corpus_dir, video.clip_frames,
                                                               video.width, video.height))
-    steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    steps = fit_resumable(trainer, module, data, config, step_name)
     figures = reconstruction_figures(vae, [item["video"] for item in heldout])
-    out_dir = model_dir(config)
+    out_dir = model_dir(config, step_name)
     staging = out_dir.with_name(".model.partial")
     vae.save_pretrained(staging)
     replace_directory(staging, out_dir)
-    report = {"steps": steps, "train_seconds": recorded_train_seconds(config, STEP_NAME),
+    report = {"steps": steps, "train_seconds": recorded_train_seconds(config, step_name),
               "seconds": round(time.perf_counter() - started, 2), "weight": settings.weight,
               "heldout": figures, "model": str(out_dir),
               "mlflow_run_id": logger.run_id if logger is not None else None}
     if logger is not None:
         for key in ("psnr_db", "ssim", "sharpness_ratio"):
-            logger.experiment.log_metric(logger.run_id, f"pretrain_vae_gan/heldout/{key}",
+            logger.experiment.log_metric(logger.run_id, f"{step_name}/heldout/{key}",
                                          figures[key])
     return report
