@@ -327,6 +327,32 @@ def test_a_killed_stage3_run_resumes_to_the_weights_of_an_uninterrupted_one(trai
         assert torch.equal(files[0][name], files[1][name]), name
 
 
+def test_a_stage_can_measure_its_held_out_curve_without_changing_what_it_trains(trained,
+                                                                               tmp_path):
+    from longvie.training.stage_run import train_stage
+
+    reports = {}
+    for name, every in (("plain", 0), ("curve", 1)):
+        root = copy_project(trained, tmp_path / name, ("data", "models"))
+        shutil.rmtree(root / "models" / "stage1")
+        config = compose(["profile=smoke", f"paths.root={root}", "training.stage1.steps=3",
+                          f"training.stage1.curve_every={every}"])
+        reports[name] = (root, train_stage(config, "1", progress=False, log_mlflow=False))
+    (plain_root, plain), (root, curve) = reports["plain"], reports["curve"]
+    assert "heldout_curve" not in plain
+    points = curve["heldout_curve"]
+    assert [point["step"] for point in points] == [0, 1, 2, 3]
+    # the first point is the starting model, the last the trained one: the report's own figures
+    assert points[0]["with_controls"] == curve["heldout"]["loss_with_controls_base"]
+    assert points[-1]["with_controls"] == curve["heldout"]["loss_with_controls"]
+    assert (root / "reports" / "train_1_curve.png").stat().st_size > 0
+    assert (root / "reports" / "train_1_curve.csv").read_text().startswith("step,with_controls")
+    trained_weights = [load_file(r / "models" / "stage1" / "model" / "controller" /
+                                 "model.safetensors") for r in (plain_root, root)]
+    for key, value in trained_weights[0].items():
+        assert torch.equal(value, trained_weights[1][key]), key
+
+
 def test_the_stage_assets_materialise_in_order_with_their_figures(trained, tmp_path):
     import dagster as dg
 

@@ -368,6 +368,9 @@ class StageConfig:
     heldout_clips: int = 32
     # Share of samples whose controls are zeroed, so the model keeps generating without them.
     control_dropout: float = 0.0
+    # Measure the held-out comparison every this many steps too (0: only before and after):
+    # reports/train_<stage>_curve.png, the curve a stage's step count is chosen from.
+    curve_every: int = 0
 
 
 @dataclass

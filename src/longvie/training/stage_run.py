@@ -101,6 +101,7 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     from longvie.plots import plot_losses
     from longvie.tracking import flatten
     from longvie.training.heldout import degraded_conditions, measure
+    from longvie.training.heldout_curve import HeldoutCurve, write_curve
     from longvie.training.sampling import Phase
     from longvie.training.samples import write_sample_gif
     from longvie.training.stage_data import StageDataset
@@ -138,6 +139,10 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     conditions, kinds = (degraded_conditions(module, held_out)
                          if spec.first_frame_degradation and rank_zero else (None, None))
     before = measure(module, held_out, conditions, detailed=False) if rank_zero else {}
+    curve = None
+    if settings.curve_every > 0 and rank_zero:
+        curve = HeldoutCurve(held_out, conditions, settings.curve_every, before, spec.name)
+        callbacks = (*callbacks, curve)
 
     train_records = stage_records(config, spec, ("train",))
     if rank_zero:
@@ -173,6 +178,9 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
                             f"stage {key}: training loss")] if module.losses else []
     gif = write_sample_gif(module, held_out, reports / f"train_{key}_sample.gif", config.video.fps)
     pictures += [gif] if gif is not None else []
+    if curve is not None:
+        pictures += write_curve(curve.points, reports / f"train_{key}_curve.png",
+                                f"stage {key}: held-out loss while training")[:1]
     heldout = {f"loss_{name}": value for name, value in after.items()}
     heldout |= {f"loss_{name}_{spec.previous}": value for name, value in before.items()}
     heldout["clips"] = len(held_out)
@@ -189,6 +197,8 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
         "final_loss": round(sum(module.losses[-50:]) / max(1, len(module.losses[-50:])), 5),
         "model": str(out_dir),
     }
+    if curve is not None:
+        report["heldout_curve"] = curve.points
     report_path = reports / f"train_{key}.json"
     reports.mkdir(parents=True, exist_ok=True)
     write_json_atomically(report_path, report)
