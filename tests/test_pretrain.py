@@ -207,20 +207,25 @@ def test_the_control_part_writes_control_weights_that_name_their_base(pretrained
 def test_the_control_weights_ship_a_sharpened_decoder_over_the_base_encoder(pretrained):
     from safetensors import safe_open
 
+    from longvie.training.latents import encoder_fingerprint
     from longvie.config import compose
     from longvie.model.folder import load_generator
 
     folder = pretrained / "weights" / "smoke-longvie"
     with safe_open(folder / "vae" / "diffusion_pytorch_model.safetensors", "pt") as handle:
-        assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.float16}
+        stored = {k: handle.get_tensor(k).dtype for k in handle.keys()}
+    assert {v for k, v in stored.items() if k.startswith("decoder.")} == {torch.float16}
+    assert {v for k, v in stored.items() if k.startswith("encoder.")} == {torch.float32}
+    # the encoder is the base's byte for byte: every latent cache made with the base stays valid
+    base_dir = pretrained / "weights" / "smoke-base"
+    assert encoder_fingerprint(folder / "vae") == encoder_fingerprint(base_dir / "vae")
     config = compose(["profile=smoke", f"paths.root={pretrained}"])
     shipped = load_generator(str(folder), config.model).vae.state_dict()
-    base = load_generator(str(pretrained / "weights" / "smoke-base"), config.model,
-                          with_controller=False).vae.state_dict()
+    base = load_generator(str(base_dir), config.model, with_controller=False).vae.state_dict()
     assert {v.dtype for v in shipped.values()} == {torch.float32}  # loaded in full precision
     for key, value in base.items():
-        if key.startswith(("encoder.", "quant_conv.")):  # the latents stay the base's
-            assert torch.equal(shipped[key], value.half().float()), key
+        if key.startswith(("encoder.", "quant_conv.")):
+            assert torch.equal(shipped[key], value), key
     assert any(not torch.equal(shipped[k], base[k].half().float()) for k in base
                if k.startswith("decoder."))
     made = json.loads((folder / "longvie.json").read_text())["pretrain"]["decoder"]
@@ -449,3 +454,13 @@ def test_stage1_starts_from_the_control_weights_the_profile_names(pretrained):
                        f"model.controlled={pretrained / 'nowhere'}"])
     with pytest.raises(LongvieError, match="model.controlled=.*no such folder"):
         start_source(missing, STAGES["1"])
+
+
+def test_the_shipped_control_weights_decode_latents_of_the_base_encoder():
+    """Stage 1 starts from weights/tiny-longvie but reads the latents the base step cached with
+    weights/tiny-base: both VAEs must encode alike."""
+    from longvie.training.latents import encoder_fingerprint
+
+    weights = REPO / "weights"
+    assert (encoder_fingerprint(weights / "tiny-longvie" / "vae")
+            == encoder_fingerprint(weights / "tiny-base" / "vae"))

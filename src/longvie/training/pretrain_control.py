@@ -40,7 +40,7 @@ TRAINING_KEYS = ("batch_size", "learning_rate", "base_learning_rate", "weight_de
 MODEL_KEYS = ("condition_encoding", "sparse_control", "dtype", "transformer", "vae", "text",
               "controller")
 CACHE_FORMAT = 1
-VAE_STORAGE_DTYPE = torch.float16
+DECODER_STORAGE_DTYPE = torch.float16
 # The code a training step runs (the data enters by the latent cache's stamp).
 CODE = ("longvie.training.stages", "longvie.training.flow", "longvie.training.draws",
         "longvie.model.controller", "longvie.model.losses", "longvie.model.backbone")
@@ -198,8 +198,6 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
     after = measure(module, heldout, detailed=False)
     vae = module.frozen.vae if decoder_dir is None else shipped_vae(decoder_dir)
     parts = Generator(module.transformer, module.text_encoder, vae, STEP_NAME, base_dir)
-    if decoder_dir is not None:  # judged with the VAE that ships, its encoder included
-        heldout = heldout_latents(LatentCodec(vae), heldout_clips)
     generated, samples = generation_figures(parts, heldout_clips, heldout, config)
     out_dir = save_control_folder(config, module.transformer,
                                   vae if decoder_dir is not None else None)
@@ -251,25 +249,41 @@ def base_stamp(base_dir: str) -> dict:
             "vae_encoder": encoder_fingerprint(base / "vae")}
 
 
+def decoder_tensor(name: str) -> bool:
+    """Whether ``name`` is a decoding weight (stored in half precision; the encoder's stay full,
+    byte for byte the base's, so every latent and latent cache stays valid)."""
+    return name.startswith(("decoder.", "post_quant_conv."))
+
+
 def shipped_vae(decoder_dir: Path):
-    """The VAE at ``decoder_dir`` as it loads from the control folder: stored in half precision
-    (the 40 MB the shipped weights may take leave no room for a second full-precision VAE),
-    loaded in full. Rounding moves a latent by about 1e-3 of its scale."""
+    """The VAE at ``decoder_dir`` as it loads from the control folder: the decoder stored in half
+    precision (the 40 MB the shipped weights may take leave no room for a second full-precision
+    decoder), the encoder in full; loaded in full precision."""
     from diffusers import AutoencoderKLWan
 
     vae = AutoencoderKLWan.from_pretrained(decoder_dir).eval().requires_grad_(False)
     with torch.no_grad():
-        for tensor in filter(torch.is_floating_point, vae.state_dict().values()):
-            tensor.copy_(tensor.to(VAE_STORAGE_DTYPE))  # what the stored file holds
+        for name, tensor in vae.state_dict().items():
+            if decoder_tensor(name) and tensor.is_floating_point():
+                tensor.copy_(tensor.to(DECODER_STORAGE_DTYPE))  # what the stored file holds
     return vae
 
 
-def save_control_folder(config: LongvieConfig, transformer, vae=None) -> Path:
-    """``pretrain.control.output``: the controller and DiT (and ``vae`` in half precision, when
-    given), naming the base folder by a path relative to itself (the two folders travel together
-    in the repository)."""
-    import copy
+def save_vae_with_half_decoder(vae, folder: Path) -> None:
+    """``vae`` as a diffusers folder whose decoding tensors are half precision."""
+    from safetensors.torch import load_file, save_file
 
+    vae.save_pretrained(folder)
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    save_file({name: value.to(DECODER_STORAGE_DTYPE) if decoder_tensor(name) else value
+               for name, value in tensors.items()}, weights, metadata={"format": "pt"})
+
+
+def save_control_folder(config: LongvieConfig, transformer, vae=None) -> Path:
+    """``pretrain.control.output``: the controller and DiT (and ``vae``, its decoder in half
+    precision, when given), naming the base folder by a path relative to itself (the two folders travel together
+    in the repository)."""
     from longvie.model.folder import META, save_controller
 
     out_dir = Path(config.pretrain.control.output)
@@ -279,9 +293,7 @@ def save_control_folder(config: LongvieConfig, transformer, vae=None) -> Path:
     save_controller(transformer.controller, staging / "controller")
     transformer.base.save_pretrained(staging / "transformer")
     if vae is not None:
-        # torch's own cast: diffusers' ``to`` warns that a dtype belongs in from_pretrained
-        half = torch.nn.Module.to(copy.deepcopy(vae), VAE_STORAGE_DTYPE)
-        half.save_pretrained(staging / "vae")
+        save_vae_with_half_decoder(vae, staging / "vae")
     base = os.path.relpath(Path(config.pretrain.output).resolve(), out_dir.resolve())
     (staging / META).write_text(json.dumps({"stage": STEP_NAME, "base": base}, indent=2) + "\n")
     replace_directory(staging, out_dir)
