@@ -252,7 +252,9 @@ def base_stamp(base_dir: str) -> dict:
 def decoder_tensor(name: str) -> bool:
     """Whether ``name`` is a decoding weight (stored in half precision; the encoder's stay full,
     byte for byte the base's, so every latent and latent cache stays valid)."""
-    return name.startswith(("decoder.", "post_quant_conv."))
+    from longvie.training.pretrain_vae_gan import DECODER_PREFIXES
+
+    return name.startswith(DECODER_PREFIXES)
 
 
 def shipped_vae(decoder_dir: Path):

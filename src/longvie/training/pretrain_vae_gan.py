@@ -29,6 +29,10 @@ CODE = ("longvie.training.pretrain_vae_gan", "longvie.model.discriminator",
         "longvie.training.corpus_clips")
 
 
+# The VAE's decoding modules: what this part trains (the encoder's stay frozen).
+DECODER_PREFIXES = ("post_quant_conv.", "decoder.")
+
+
 def decoder_parameters(vae) -> list[torch.nn.Parameter]:
     return [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
 
