@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from script_options import take_option
@@ -35,39 +34,9 @@ def last_pass(instance) -> list:
     return list(records[starts[-1]:]) if starts else []
 
 
-def breakdown(instance, records: list) -> dict:
-    """Per step (partitions summed) and per job: seconds, count and status."""
-    steps: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "runs": 0, "failed": 0})
-    jobs: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "runs": 0})
-    for record in records:
-        run = record.dagster_run
-        step_stats = instance.get_run_step_stats(run.run_id)
-        # A run killed with its process never records an end: its last step end stands in.
-        ends = [s.end_time for s in step_stats if s.end_time] + [record.end_time or 0.0]
-        if record.start_time:
-            jobs[run.job_name]["seconds"] += max(max(ends) - record.start_time, 0.0)
-        jobs[run.job_name]["runs"] += 1
-        for stats in step_stats:
-            step = steps[stats.step_key]
-            if stats.start_time and stats.end_time:
-                step["seconds"] += stats.end_time - stats.start_time
-            step["runs"] += 1
-            step["failed"] += int(stats.status is not None and stats.status.value == "FAILURE")
-    wall = sum(job["seconds"] for job in jobs.values())
-    return {
-        "dagster_runs": len(records),
-        "wall_seconds": round(wall, 1),
-        "jobs": {name: {"seconds": round(job["seconds"], 1), "runs": job["runs"]}
-                 for name, job in jobs.items()},
-        "steps": {name: {"seconds": round(step["seconds"], 1), "runs": step["runs"],
-                         "failed": step["failed"],
-                         "share": round(step["seconds"] / wall, 3) if wall else 0.0}
-                  for name, step in sorted(steps.items(), key=lambda kv: -kv[1]["seconds"])},
-    }
-
-
 def main(args: list[str]) -> int:
     from orchestration.home import dagster_home
+    from orchestration.step_times import breakdown, format_breakdown
 
     root_text, args = take_option(args, "root", str(ROOT))
     out_text, args = take_option(args, "out", str(RESULTS))
@@ -86,12 +55,7 @@ def main(args: list[str]) -> int:
         figures = breakdown(instance, records)
     print(f"make run's last pass: {figures['dagster_runs']} Dagster runs, "
           f"{figures['wall_seconds']:.0f} s")
-    for name, job in figures["jobs"].items():
-        print(f"  job {name:<50} {job['seconds']:8.1f} s  ({job['runs']} runs)")
-    for name, step in figures["steps"].items():
-        runs = f" x{step['runs']}" if step["runs"] > 1 else ""
-        failed = f", {step['failed']} failed" if step["failed"] else ""
-        print(f"  {name:<54} {step['seconds']:8.1f} s  {100 * step['share']:5.1f} %{runs}{failed}")
+    print("\n".join(format_breakdown(figures)))
     out = Path(out_text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")

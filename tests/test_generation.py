@@ -298,3 +298,45 @@ def test_without_stored_tracks_they_are_read_back_from_the_point_map(parts, monk
     # the striped point map draws one 4x1 dot at x = frame, rows 8-11
     assert query.tolist() == [[0.0, 9.5]]
     assert xy[:, 0, 0].tolist() == list(map(float, range(9))) and visible.all()
+
+
+def test_the_colour_anchor_gives_each_frame_the_first_frames_colour_statistics():
+    from longvie.generation.long_video import anchor_colours
+
+    rng = np.random.default_rng(0)
+    first = rng.integers(40, 200, (16, 16, 3)).astype(np.uint8)
+    # A drifted frame: its own pattern, green and blue lifted, contrast halved.
+    drifted = (first.astype(np.float32) * 0.5 + np.array([0, 60, 90])).clip(0, 255)
+    anchored = anchor_colours(drifted[None].astype(np.uint8), first)[0].astype(np.float32)
+    reference = first.reshape(-1, 3).astype(np.float32)
+    assert np.allclose(anchored.reshape(-1, 3).mean(0), reference.mean(0), atol=0.6)
+    assert np.allclose(anchored.reshape(-1, 3).std(0), reference.std(0), atol=0.6)
+    assert np.abs(anchored - first).max() <= 2  # here the drift was affine: undone exactly
+    assert np.array_equal(anchor_colours(first[None], first)[0], first)
+
+
+def test_with_the_colour_anchor_each_later_clip_starts_from_the_anchored_frame(parts,
+                                                                                monkeypatch):
+    import longvie.generation.long_video as module
+    from longvie.generation.long_video import anchor_colours, generate_long_videos
+
+    seen = []
+    real = module.first_frame_controls
+
+    def spy(codec, frames, depth, tracks):
+        seen.append(frames.copy())
+        return real(codec, frames, depth, tracks)
+
+    monkeypatch.setattr(module, "first_frame_controls", spy)
+    first = np.random.default_rng(1).integers(0, 255, (32, 32, 3)).astype(np.uint8)
+    for anchor in (False, True):
+        seen.clear()
+        written = [[]]
+        settings = GenerationSettings(steps=2, guidance=1.0, sparse_control="first_frame",
+                                      colour_anchor=anchor)
+        generate_long_videos(parts, first, TrackedControls(17), "a red box", 17, 9, settings,
+                             [0], lambda k, f: written[k].append(f), progress=False)
+        shared = written[0][8]  # the last frame of clip 1, the first of clip 2
+        expected = anchor_colours(shared[None], first)[0] if anchor else shared
+        assert np.array_equal(seen[1][0], expected)
+    assert not np.array_equal(anchor_colours(shared[None], first)[0], shared)

@@ -72,6 +72,11 @@ def test_make_run_materialises_every_asset_and_ends_with_the_decision(made):
     # The four videos' controls are one run: a single-run backfill over the partition range.
     assert printed.count("dagster: controls[") == 1
     assert "dagster: controls for 4 source videos in one run" in printed
+    # It ends with where the time went: the rendering, each job and each asset step.
+    assert "make run: rendering the default data" in printed
+    for step in ("curated_clips", "stage1_controller", "benchmark", "promotion"):
+        assert any(line.strip().startswith(step) and line.rstrip().endswith("%")
+                   for line in printed.splitlines()), (step, printed)
 
 
 def test_every_check_ran_and_passed_and_runs_carry_the_trigger_tag(made):

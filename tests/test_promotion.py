@@ -21,6 +21,8 @@ STATIC = {"ssim": 0.30, "psnr_db": 18.0, "seam_discontinuity": 0.50, "ssim_drift
           "flicker": 0.90}
 NAIVE = {"ssim": 0.35, "psnr_db": 19.0, "seam_discontinuity": 0.40, "ssim_drift_slope": -0.015,
          "flicker": 0.92}
+CONTROLS_ONLY = {"ssim": 0.32, "psnr_db": 18.5, "seam_discontinuity": 0.45,
+                 "ssim_drift_slope": -0.018, "flicker": 0.91}
 CHAMPION = {"ssim": 0.43, "psnr_db": 22.0, "seam_discontinuity": 0.20, "ssim_drift_slope": -0.005,
             "flicker": 0.96}
 # Better than the champion on every metric: composite 1.360 against the champion's 1.285.
@@ -32,7 +34,8 @@ LOSER = {"ssim": 0.40, "psnr_db": 21.0, "seam_discontinuity": 0.25, "ssim_drift_
 
 
 def table(candidate: dict, champion: dict | None = None) -> dict[str, dict]:
-    models = {"candidate": candidate, "static": dict(STATIC), "naive": dict(NAIVE)}
+    models = {"candidate": candidate, "static": dict(STATIC), "naive": dict(NAIVE),
+              "controls_only": dict(CONTROLS_ONLY)}
     if champion is not None:
         models["champion"] = champion
     return models
@@ -86,9 +89,9 @@ def test_without_a_champion_beating_the_baselines_is_enough():
     decision = decide(table(LOSER), GATE)
     assert decision.decision == "champion"
     assert decision.reasons[0].startswith("no champion yet")
-    assert set(decision.composite) == {"candidate", "static", "naive"}
+    assert set(decision.composite) == {"candidate", "static", "naive", "controls_only"}
     assert decision.checks == {f"beats_{base}.{metric}": True
-                               for base in ("static", "naive")
+                               for base in ("static", "naive", "controls_only")
                                for metric in (*GATE.must_beat_baselines, "composite")}
 
 
@@ -197,7 +200,7 @@ def test_a_missing_must_beat_metric_cannot_show_the_candidate_beats_the_baseline
             "candidate") in decision.reasons
 
 
-@pytest.mark.parametrize("missing", ["candidate", "static", "naive"])
+@pytest.mark.parametrize("missing", ["candidate", "static", "naive", "controls_only"])
 def test_a_table_without_the_candidate_or_a_baseline_is_an_error_naming_it(missing):
     models = table(WINNER, CHAMPION)
     del models[missing]

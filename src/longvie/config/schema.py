@@ -585,6 +585,9 @@ class GenerationConfig:
     guidance: float = 3.0
     history_frames: int = 8
     seed: int = 0
+    # Each next clip's conditioning frame takes the first frame's per-channel colour mean and
+    # spread (generation.long_video.anchor_colours).
+    colour_anchor: bool = False
     # "euler" (FlowMatchEulerDiscreteScheduler's schedule) or "unipc" (UniPCMultistepScheduler
     # with flow sigmas, as the Wan pipeline samples: far fewer steps for the same error).
     solver: str = "unipc"
@@ -674,10 +677,11 @@ class PromotionConfig:
     # where both sides were sampled; 0 = bare means).
     k_standard_errors: float = 2.0
     must_beat_baselines: list[str] = field(
-        default_factory=lambda: ["ssim", "seam_discontinuity", "ssim_drift_slope"]
+        default_factory=lambda: ["ssim", "psnr_db", "seam_discontinuity", "ssim_drift_slope"]
     )
-    # Benchmark table entries every candidate must beat.
-    baselines: list[str] = field(default_factory=lambda: ["static", "naive"])
+    # Benchmark table entries every candidate must beat: a model that does no better than
+    # carrying the first frame along its own tracks (controls_only) adds nothing to its controls.
+    baselines: list[str] = field(default_factory=lambda: ["static", "naive", "controls_only"])
     # Seconds a promotion waits for another one holding the registry lock.
     lock_timeout_s: float = 300.0
 

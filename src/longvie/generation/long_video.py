@@ -57,14 +57,30 @@ class GenerationSettings:
     # How the model reads its sparse control (``model.sparse_control``): ``first_frame``
     # carries each chain's own conditioning frame along the clip's tracks.
     sparse_control: str = "point_map"
+    # Match each next clip's conditioning frame to the first frame's per-channel colour mean and
+    # spread (:func:`anchor_colours`): the decode-encode at every clip boundary drifts colours.
+    colour_anchor: bool = False
 
     @classmethod
     def from_config(cls, generation, **overrides) -> GenerationSettings:
         """The sampler of a ``GenerationConfig`` (``generation`` section), with ``overrides``."""
         values = {"steps": generation.steps, "shift": generation.shift,
                   "guidance": generation.guidance, "history_frames": generation.history_frames,
-                  "seed": generation.seed, "solver": generation.solver}
+                  "seed": generation.seed, "solver": generation.solver,
+                  "colour_anchor": generation.colour_anchor}
         return cls(**{**values, **overrides})
+
+
+def anchor_colours(frames: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """``frames`` (B, H, W, 3) uint8 with each channel's mean and standard deviation moved to
+    those of ``anchor`` (H, W, 3): the first frame's colours, which a chain of generated clips
+    otherwise loses a little at every clip boundary."""
+    values = frames.astype(np.float32)
+    reference = anchor.astype(np.float32).reshape(-1, 3)
+    mean, spread = values.mean(axis=(1, 2), keepdims=True), values.std(axis=(1, 2), keepdims=True)
+    target_mean, target_spread = reference.mean(axis=0), reference.std(axis=0)
+    anchored = (values - mean) / np.maximum(spread, 1.0) * target_spread + target_mean
+    return anchored.round().clip(0, 255).astype(np.uint8)
 
 
 def padded_span(controls: ControlVideo, span: ClipSpan) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +227,9 @@ def generate_long_videos(
             for index in range(span.keep_from, span.keep_to):
                 write(chain, video[index])
         # The next clip starts from the last generated frame, decoded then encoded again.
-        frame = video_tensor(videos[:, -1]).permute(1, 0, 2, 3)
-        frame_pixels = videos[:, -1]
+        frame_pixels = (anchor_colours(videos[:, -1], first_frame) if settings.colour_anchor
+                        else videos[:, -1])
+        frame = video_tensor(frame_pixels).permute(1, 0, 2, 3)
         count = settings.history_frames // 4
         history = latents[:, :, -count:] if settings.history and count else None
         previous_end = latents[:, :, -1]
