@@ -68,6 +68,7 @@ def test_every_contender_is_scored_on_every_held_out_video_and_pictures_are_left
         assert 0 < row["ssim"] <= 1 and np.isfinite(row["psnr_db"])
         assert row["seam_discontinuity"] is not None and row["track_epe_px"] is not None
         assert len(report["per_clip"][name]["ssim"]) == 2  # 17 frames = 2 clips of 9
+        assert len(report["per_clip"][name]["seam_discontinuity"]) == 1  # the seam into clip 1
     assert report["models"]["static"]["flicker"] == 1.0  # nothing ever changes
     # The configured depth model does not exist: the dense fidelity is skipped, with why.
     assert "/nonexistent" in report["skipped"]["depth_fidelity"]

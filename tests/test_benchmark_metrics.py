@@ -18,6 +18,7 @@ from longvie.benchmark.metrics import (
     frame_changes,
     frame_quality,
     per_clip_means,
+    seam_discontinuities,
     seam_discontinuity,
     sharpness,
     temporal_flickering,
@@ -178,6 +179,15 @@ def test_a_jump_at_a_boundary_is_a_seam_and_the_same_jump_elsewhere_is_not():
     assert at_seam["seam_discontinuity"] > 1.5 and at_seam["seam_ratio"] > 2.5
     off_seam = seam_discontinuity(jumped, reference, [5, 13])
     assert off_seam["seam_discontinuity"] < 0.2
+
+
+def test_each_seam_is_scored_alone_and_their_mean_is_the_figure():
+    reference = panning(17)
+    jumped = panning(17, jumps={9: 24})
+    per_seam = seam_discontinuities(jumped, reference, [5, 9, 13])
+    assert len(per_seam) == 3 and per_seam[1] > 3 * max(per_seam[0], per_seam[2])
+    assert np.mean(per_seam) == pytest.approx(
+        seam_discontinuity(jumped, reference, [5, 9, 13])["seam_discontinuity"])
 
 
 def test_a_frozen_video_is_not_seamless_against_a_moving_reference():

@@ -119,11 +119,27 @@ def test_training_runs_in_mlflow_name_the_dagster_run_that_made_them(made):
     assert {"stage1_controller", "stage2_controller", "stage3_controller", "benchmark"} <= keys
 
 
+def _registry(root: Path) -> tuple[list[str], dict[str, str]]:
+    """The registered model's versions and its aliases (alias -> version)."""
+    import mlflow
+
+    from longvie.config import compose
+
+    config = compose(["profile=smoke", f"paths.root={root}"])
+    client = mlflow.MlflowClient(tracking_uri=config.mlflow.tracking_uri)
+    name = config.mlflow.registered_model
+    versions = sorted(v.version for v in client.search_model_versions(f"name='{name}'"))
+    return versions, dict(client.get_registered_model(name).aliases)
+
+
 def test_a_second_pass_reuses_what_did_not_change(made):
     root, _ = made
     instance = _instance(root)
+    registered = _registry(root)
     again = materialize_graph(["profile=smoke", f"paths.root={root}"], instance, log=lambda _: None)
     assert again.success
+    # Nothing changed, so nothing is registered and no alias moves.
+    assert _registry(root) == registered
     benchmark = instance.get_latest_materialization_event(dg.AssetKey("benchmark"))
     assert benchmark.asset_materialization.metadata["reused"].value is True
     controls = instance.get_latest_materialization_event(dg.AssetKey("control_signals"))

@@ -60,9 +60,12 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path | No
     return path
 
 
-def plot_series(per_model: dict[str, dict[str, Sequence[float]]], path: Path, title: str) -> Path:
+def plot_series(per_model: dict[str, dict[str, Sequence[float]]], path: Path, title: str,
+                first_clip: dict[str, int] | None = None) -> Path:
     """One panel per figure name, one line per model, against clip index; CSV beside with the
-    columns ``clip`` and ``<model>_<figure>``."""
+    columns ``clip`` and ``<model>_<figure>``. A figure named in ``first_clip`` starts at that
+    clip (a seam series starts at clip 1; its CSV column is blank above)."""
+    first_clip = first_clip or {}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,14 +73,18 @@ def plot_series(per_model: dict[str, dict[str, Sequence[float]]], path: Path, ti
 
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(next(iter(per_model.values())))
-    longest = max(len(series[name]) for series in per_model.values() for name in names)
+    longest = max(first_clip.get(name, 0) + len(series[name])
+                  for series in per_model.values() for name in names)
     write_columns(path.with_suffix(".csv"), {"clip": range(longest)} | {
-        f"{model}_{name}": series[name] for model, series in per_model.items() for name in names})
+        f"{model}_{name}": [None] * first_clip.get(name, 0) + list(series[name])
+        for model, series in per_model.items() for name in names})
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), dpi=100,
                                 squeeze=False)
     for axis, name in zip(axes[0], names, strict=True):
         for model, series in per_model.items():
-            axis.plot(range(len(series[name])), series[name], marker=".", label=model)
+            start = first_clip.get(name, 0)
+            axis.plot(range(start, start + len(series[name])), series[name], marker=".",
+                      label=model)
         axis.set_xlabel("clip index")
         axis.set_title(name)
     axes[0][0].legend()

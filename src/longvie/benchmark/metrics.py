@@ -175,6 +175,26 @@ def seam_discontinuity(
     """
     generated = _check_video("generated", generated, min_frames=2)
     reference = _check_video("reference", reference, min_frames=2)
+    per_seam, d_gen, crossing, gen_within = _seams(generated, reference, boundaries)
+    return {
+        "seam_discontinuity": float(per_seam.mean()) if per_seam is not None else None,
+        "seam_ratio": float(d_gen[crossing].mean() / gen_within) if gen_within > 0 else None,
+    }
+
+
+def seam_discontinuities(generated: np.ndarray, reference: np.ndarray,
+                         boundaries: Sequence[int]) -> list[float] | None:
+    """:func:`seam_discontinuity` of each boundary alone (their mean is the figure), in
+    ``boundaries``' order; None when the reference never changes within clips."""
+    generated = _check_video("generated", generated, min_frames=2)
+    reference = _check_video("reference", reference, min_frames=2)
+    per_seam = _seams(generated, reference, boundaries)[0]
+    return None if per_seam is None else per_seam.tolist()
+
+
+def _seams(generated: np.ndarray, reference: np.ndarray, boundaries: Sequence[int]):
+    """Per-boundary discontinuity (None if the reference is frozen within clips), the generated
+    frame changes, the crossing pair indices and the generated mean within-clip change."""
     if len(generated) != len(reference):
         raise ValueError(
             f"generated and reference must have as many frames, got {len(generated)} "
@@ -186,11 +206,9 @@ def seam_discontinuity(
         raise ValueError(f"boundaries {list(boundaries)} leave no within-clip frame pair")
     d_gen, d_ref = frame_changes(generated), frame_changes(reference)
     ref_within, gen_within = d_ref[within].mean(), d_gen[within].mean()
-    discontinuity = np.abs(d_gen[crossing] - d_ref[crossing]).mean() / ref_within
-    return {
-        "seam_discontinuity": float(discontinuity) if ref_within > 0 else None,
-        "seam_ratio": float(d_gen[crossing].mean() / gen_within) if gen_within > 0 else None,
-    }
+    per_seam = (np.abs(d_gen[crossing] - d_ref[crossing]) / ref_within if ref_within > 0
+                else None)
+    return per_seam, d_gen, crossing, gen_within
 
 
 def sharpness(frames: np.ndarray) -> np.ndarray:

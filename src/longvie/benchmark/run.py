@@ -33,6 +33,8 @@ from longvie.step_lock import locked_step
 
 REPORT = "benchmark.json"
 PER_CLIP_PLOT = "benchmark_per_clip.png"
+# Per-clip series that start later than clip 0: the seams (entry k leads into clip k + 1).
+SERIES_FIRST_CLIP = {"seam_discontinuity": 1}
 FRAMES_PICTURE = "benchmark_frames.png"
 # Model-based VBench dimensions this pipeline does not wire, with the reason.
 UNWIRED = {
@@ -387,7 +389,8 @@ def _pictures(config: LongvieConfig, entries: list[Contender], videos, reference
 
     names = [e.name for e in entries]
     plots = [plot_series(per_clip, reports / PER_CLIP_PLOT,
-                         title="benchmark: per-clip figures (mean over videos)")]
+                         title="benchmark: per-clip figures (mean over videos)",
+                         first_clip=SERIES_FIRST_CLIP)]
     side_dir = Path(config.benchmark.videos_dir)
     side_dir.mkdir(parents=True, exist_ok=True)
     movies = []
@@ -422,7 +425,7 @@ def _log_run(config: LongvieConfig, report: dict, pictures: dict[str, list[Path]
                                 if v is not None})
         for model, series in report["per_clip"].items():
             for name, values in series.items():
-                for step, value in enumerate(values):
+                for step, value in enumerate(values, start=SERIES_FIRST_CLIP.get(name, 0)):
                     mlflow.log_metric(f"{model}.clip_{name}", value, step=step)
         for path in [*pictures["plots"], *pictures["videos"]]:
             mlflow.log_artifact(str(path), "pictures" if path.suffix == ".png" else "videos")

@@ -56,6 +56,10 @@ def quality_scores(generated: np.ndarray, reference: np.ndarray,
     boundaries = [span.start + 1 for span in spans[1:] if span.start + 1 < frames]
     seams = (metrics.seam_discontinuity(generated, reference, boundaries) if boundaries
              else {"seam_discontinuity": None, "seam_ratio": None})
+    # Entry k: the seam into clip k + 1 (no seam leads into clip 0; empty for a frozen reference).
+    per_clip["seam_discontinuity"] = ((metrics.seam_discontinuities(generated, reference,
+                                                                    boundaries) or [])
+                                      if boundaries else [])
     values = {
         "psnr_db": float(psnr[1:].mean()),
         "ssim": float(ssim[1:].mean()),
