@@ -216,3 +216,15 @@ def test_the_dagster_assets_benchmark_then_record_the_decision(project):
     config = smoke(project)
     expected = {"champion": 1} if saved["decision"] == "champion" else {"challenger": 1}
     assert aliases(config) == expected
+
+
+@pytest.mark.parametrize("frames, clip_frames, every", [
+    (465, 17, 64),  # tiny's minute: 29 clips, 8 columns from frame 0 to 448
+    (129, 17, 16),  # 8 clips: one column per clip start
+    (17, 9, 8),     # shorter than the columns: every clip start
+])
+def test_the_frame_strip_spreads_its_columns_over_the_whole_video(frames, clip_frames, every):
+    from longvie.benchmark.run import strip_every
+
+    assert strip_every(frames, clip_frames) == every
+

@@ -398,12 +398,21 @@ def _pictures(config: LongvieConfig, entries: list[Contender], videos, reference
         panels = [references[video.source_id], *outputs[video.source_id]]
         if index == 0:
             plots.append(write_frame_strip(reports / FRAMES_PICTURE, ["reference", *names],
-                                           panels, config.video.clip_frames - 1))
+                                           panels, strip_every(len(panels[0]),
+                                                               config.video.clip_frames)))
         path, movie = side_dir / f"{video.source_id}.mp4", np.concatenate(panels, axis=2)
         write_atomically(path, lambda temporary, movie=movie: write_video(
             temporary, movie, config.video.fps))
         movies.append(path)
     return {"plots": plots, "videos": movies}
+
+
+def strip_every(frames: int, clip_frames: int, columns: int = 8) -> int:
+    """The frame-strip's step: clip starts spread over the whole video in ``columns`` columns,
+    so the picture shows the end of a long video, not only its first clips."""
+    stride = clip_frames - 1
+    clips = max(1, (frames - 1) // stride)
+    return stride * max(1, -(-clips // columns))
 
 
 def _log_run(config: LongvieConfig, report: dict, pictures: dict[str, list[Path]],

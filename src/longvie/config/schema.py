@@ -356,8 +356,9 @@ class BaseTrainingConfig:
 class StageConfig:
     """What every controller stage (1, 2, 3) shares: steps, batch, learning rate, evaluation.
 
-    The paper's rates (1e-5, 5e-6) are for a 14B model fine-tuned at batch 16; the small CPU
-    models start their controller from zero and need larger ones (set per profile).
+    The paper's rates (1e-5, 5e-6) are for a 14B model fine-tuned at batch 16; these defaults
+    suit a controller grown from zero on a small model (``model.controlled=''``); profiles that
+    start from trained control weights fine-tune with less (``conf/profile/tiny.yaml``).
     """
 
     steps: int = 1000
