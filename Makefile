@@ -11,8 +11,21 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup run test test-assets fault-corpus repro lock clean
+.PHONY: help setup run test test-assets fault-corpus repro lock clean distclean
 .PHONY: ui serve
+
+help:
+	@echo "make run          the whole pipeline on the tiny profile (installs first; ~21 min on 2 cores)"
+	@echo "make test         the test suite, two workers (installs first; ~12 min on 2 cores)"
+	@echo "make ui           the Dagster UI (127.0.0.1:3000) and the MLflow UI (127.0.0.1:5000)"
+	@echo "make serve        the champion over REST (127.0.0.1:5001, POST /invocations)"
+	@echo "make repro        the DVC pipeline (dvc repro)"
+	@echo "make fault-corpus every step killed at every write point (about an hour)"
+	@echo "make lock         re-resolve requirements.lock after editing pyproject.toml"
+	@echo "make clean        remove what runs produced (curated data, controls, models, MLflow"
+	@echo "                  store, Dagster instance, outputs, report pictures); keeps data/raw,"
+	@echo "                  weights/, .venv and every committed file"
+	@echo "make distclean    clean, and remove .venv too"
 
 setup: $(STAMP)
 
@@ -82,5 +95,14 @@ lock:
 	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^longvie' > requirements.lock
 	rm -rf .lock-venv
 
+# Only ignored outputs of runs: data/raw (DVC-tracked input), weights/ (shipped) and committed
+# files such as reports/*.json stay. Says what it removes.
+CLEANED := data/curated data/controls models mlruns mlflow.db .dagster_home outputs \
+           $(wildcard reports/*.png reports/*.gif)
 clean:
-	rm -rf $(VENV) data/curated reports
+	@for path in $(CLEANED); do \
+	  if [ -e "$$path" ]; then echo "removing $$path"; rm -rf "$$path"; fi; \
+	done
+
+distclean: clean
+	@if [ -e "$(VENV)" ]; then echo "removing $(VENV)"; rm -rf "$(VENV)"; fi

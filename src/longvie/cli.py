@@ -307,6 +307,43 @@ def _generate(config: LongvieConfig) -> int:
     return 0
 
 
+def _models(config: LongvieConfig) -> int:
+    from longvie.catalog import BENCHMARK_FIGURES, format_table, model_rows
+
+    rows = model_rows(config)
+    if not rows:
+        print(f"models: nothing registered as {config.mlflow.registered_model!r} yet: "
+              "`make run` or `longvie pipeline` trains and registers a model")
+        return 0
+    header = ["version", "stage", "steps", "aliases", "decision",
+              *(f"benchmark {f}" for f in BENCHMARK_FIGURES)]
+    print(format_table(header, [
+        [r.version, r.stage or "-", r.steps or "-", ",".join(r.aliases) or "-", r.decision or "-",
+         *(f"{r.benchmark[f]:.4g}" if f in r.benchmark else "-" for f in BENCHMARK_FIGURES)]
+        for r in rows]))
+    return 0
+
+
+def _sources(config: LongvieConfig) -> int:
+    from longvie.catalog import format_table, source_rows
+
+    rows = source_rows(config)
+    print(format_table(["source", "split", "clips", "seconds", "caption"],
+                       [[r.source_id, r.split, r.clips, r.seconds,
+                         r.caption if len(r.caption) <= 60 else r.caption[:59] + "…"]
+                        for r in rows]))
+    return 0
+
+
+def _export_controls(config: LongvieConfig) -> int:
+    from longvie.generation.control_export import export_controls
+
+    paths = export_controls(config)
+    print(f"export-controls: {config.generation.source} -> "
+          + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 def _show_config(config: LongvieConfig) -> int:
     from omegaconf import OmegaConf
 
@@ -355,7 +392,39 @@ COMMANDS: dict[str, tuple[Callable[[LongvieConfig], int] | None, str]] = {
         "the gate: the benchmarked candidate becomes champion or challenger (MLflow aliases, "
         "reports/promotion.json)",
     ),
+    "models": (_models, "the registered model versions: stage, aliases (champion, challenger), "
+               "the gate's decision and the benchmark figures"),
+    "sources": (_sources, "the curated source ids (for generation.source=), their split, "
+                "length and caption"),
+    "export-controls": (
+        _export_controls,
+        "a source's depth and point-map controls as MP4 files (and side by side with the real "
+        "frames) in outputs/controls/<source>/",
+    ),
     "config": (_show_config, "print the composed, validated configuration"),
+}
+
+# Shown under each command's --help.
+EXAMPLES: dict[str, list[str]] = {
+    "synth": ["longvie synth", "longvie synth profile=smoke"],
+    "curate": ["longvie curate", "longvie curate video.fps=4 profile=smoke"],
+    "depth-estimator": ["longvie depth-estimator"],
+    "controls": ["longvie controls", "longvie controls controls.depth_method=estimated"],
+    "pipeline": ["longvie pipeline", "longvie pipeline profile=smoke paths.root=/tmp/try"],
+    "pretrain": ["longvie pretrain"],
+    "train": ["longvie train stage=base", "longvie train stage=1 training.stage1.steps=300"],
+    "generate": ["longvie generate generation.source=<id from `longvie sources`>",
+                 "longvie generate generation.model=2 generation.source=<id> "
+                 "generation.output=outputs/mine.mp4",
+                 "longvie generate generation.first_frame=frame.png "
+                 "generation.depth_video=depth.mp4 generation.point_map_video=points.mp4"],
+    "serve": ["longvie serve", "longvie serve serving.model=3 serving.port=5002"],
+    "benchmark": ["longvie benchmark", "longvie benchmark benchmark.candidate=4 benchmark.seeds=1"],
+    "promote": ["longvie promote"],
+    "models": ["longvie models"],
+    "sources": ["longvie sources"],
+    "export-controls": ["longvie export-controls generation.source=<id from `longvie sources`>"],
+    "config": ["longvie config", "longvie config profile=wan14b"],
 }
 
 
@@ -468,15 +537,28 @@ def print_benchmark_summary(report: dict) -> None:
         print(f"  skipped {metric}: {reason}")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("longvie")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="longvie",
         description="Train, benchmark and ship a LongVie-2-style long-video generator.",
         epilog="Overrides are Hydra syntax, e.g. `longvie curate profile=smoke video.fps=4`.",
     )
+    parser.add_argument("--version", action="version", version=f"longvie {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (_, help_text) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        examples = "\n".join(f"  {line}" for line in EXAMPLES[name])
+        sub = commands.add_parser(name, help=help_text, description=help_text,
+                                  epilog=f"examples:\n{examples}",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("overrides", nargs="*", help="Hydra overrides key=value")
     return parser
 
