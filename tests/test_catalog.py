@@ -38,7 +38,7 @@ def test_sources_lists_each_curated_source_with_its_split(curated, capsys):
     clips = pd.read_parquet(curated / "data" / "curated" / "clips.parquet")
     listed = {line.split()[0]: line.split()[1] for line in lines[1:]}
     assert listed == dict(clips.groupby("source_id")["split"].first())
-    assert [line.split()[1] for line in lines[1:]][0] == "benchmark"  # what a user tries first
+    assert lines[1].split()[1] == "benchmark"  # what a user tries first
 
 
 def test_sources_before_curation_says_which_step_to_run(tmp_path, capsys):
@@ -53,7 +53,7 @@ def test_exported_controls_are_videos_generate_reads_back(curated, tmp_path, cap
 
     root = copy_project(curated, tmp_path / "project")
     config = compose(["profile=smoke", f"paths.root={root}"])
-    source = stored_video(config, sorted((root / "data" / "controls").glob("scene_*"))[0].name)
+    source = stored_video(config, min((root / "data" / "controls").glob("scene_*")).name)
     assert main(["export-controls", "profile=smoke", f"paths.root={root}",
                  f"generation.source={source.source_id}"]) == 0
     folder = root / "outputs" / "controls" / source.source_id
@@ -79,7 +79,7 @@ def test_export_controls_needs_a_source(smoke_config, capsys):
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    import longvie.tracking as tracking
+    from longvie import tracking
     from longvie.tracking import tracking_client
 
     monkeypatch.setattr(tracking, "USER_TRACKING_URI", None)
