@@ -27,11 +27,15 @@ help:
 	@echo "                  weights/, .venv and every committed file"
 	@echo "make distclean    clean, and remove .venv too"
 
+# LOCK=requirements-gpu.lock installs PyPI's CUDA build of torch instead of the CPU one (Linux
+# x86-64 with NVIDIA GPUs): `make setup LOCK=requirements-gpu.lock`, then `make run` as usual.
+LOCK ?= requirements.lock
+
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
@@ -94,6 +98,7 @@ lock:
 	.lock-venv/bin/python -m pip install --quiet -e ".[test]"
 	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^longvie' > requirements.lock
 	rm -rf .lock-venv
+	$(PYTHON) bin/gpu_lock.py
 
 # Only ignored outputs of runs: data/raw (DVC-tracked input), weights/ (shipped) and committed
 # files such as reports/*.json stay. Says what it removes.
