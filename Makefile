@@ -3,7 +3,6 @@
 PYTHON   ?= python3.11
 VENV     ?= .venv
 BIN      := $(VENV)/bin
-STAMP    := $(VENV)/.installed
 SAMPLES  := /usr/share/doc/opencv-doc/examples/data/vtest.avi
 export PATH := $(abspath $(BIN)):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -30,6 +29,8 @@ help:
 # LOCK=requirements-gpu.lock installs PyPI's CUDA build of torch instead of the CPU one (Linux
 # x86-64 with NVIDIA GPUs): `make setup LOCK=requirements-gpu.lock`, then `make run` as usual.
 LOCK ?= requirements.lock
+# One stamp per lock, the other removed at install: switching locks reinstalls.
+STAMP := $(VENV)/.installed-$(notdir $(LOCK))
 
 setup: $(STAMP)
 
@@ -37,6 +38,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed*
 	touch $@
 
 # The main job: render the default data (tracked by data.dvc), then the whole Dagster asset graph
