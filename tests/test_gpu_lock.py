@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bin"))
 
-from gpu_lock import CPU_LOCK, GPU_LOCK, pins  # noqa: E402
+from gpu_lock import CPU_LOCK, GPU_LOCK, pins
 
 
 def test_the_gpu_lock_pins_what_the_cpu_lock_pins_but_a_cuda_torch():
