@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from long_video_rows import score_contender, seed_mean
 from script_options import take_option
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,11 +57,8 @@ def main(args: list[str]) -> int:
         _sampler,
         benchmark_sources,
         load_model,
-        regenerate,
         sampler_seeds,
-        score,
     )
-    from longvie.benchmark.scoring import average_metrics
     from longvie.config import compose
     from longvie.generation.sources import stored_video
 
@@ -84,17 +82,9 @@ def main(args: list[str]) -> int:
             anchored = compose([*overrides, f"generation.colour_anchor={anchor}"])
             entry = Contender(name, None, folder, history=history, unified_noise=unified)
             assert _sampler(anchored, entry).colour_anchor is anchor
-            by_seed: dict[int, list[dict]] = {seed: [] for seed in seeds}
-            for video in videos:
-                reference = references[video.source_id]
-                generated = regenerate(anchored, entry, parts, video, len(reference), seeds,
-                                       progress=False)
-                for seed, frames in zip(seeds, generated, strict=True):
-                    by_seed[seed].append(score(anchored, video, frames, reference, None,
-                                               quality_only=True)["metrics"])
-            means = {seed: average_metrics(rows) for seed, rows in by_seed.items()}
+            means = score_contender(anchored, entry, parts, videos, references, seeds)
             result["rows"][row] = {
-                **{f: float(np.mean([means[s][f] for s in seeds])) for f in FIGURES},
+                **seed_mean(means, FIGURES),
                 "per_seed": {str(s): {f: means[s][f] for f in FIGURES} for s in seeds},
                 "seconds": round(time.perf_counter() - started, 1)}
             print(f"{row}: " + ", ".join(f"{f} {result['rows'][row][f]:.5g}" for f in FIGURES),

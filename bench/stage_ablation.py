@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from long_video_rows import paired_gain, score_contender, seed_mean
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "stage_ablation.json"
@@ -88,25 +89,8 @@ def degraded_frame(vae, frame: np.ndarray, seed: int) -> np.ndarray:
     return ((image[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
 
 
-def paired(better: dict[int, dict], worse: dict[int, dict], figure: str) -> dict:
-    """Mean difference (in the figure's better direction) and its standard error over seeds."""
-    sign = 1.0 if HIGHER_IS_BETTER[figure] else -1.0
-    diffs = np.array([sign * (better[s][figure] - worse[s][figure]) for s in better])
-    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
-    mean = float(diffs.mean())
-    return {"gain": mean, "se": se, "gain_in_se": mean / se if se > 0 else float("inf")}
-
-
 def main(overrides: list[str]) -> int:
-    from longvie.benchmark.run import (
-        Contender,
-        benchmark_sources,
-        load_model,
-        regenerate,
-        sampler_seeds,
-        score,
-    )
-    from longvie.benchmark.scoring import average_metrics
+    from longvie.benchmark.run import Contender, benchmark_sources, load_model, sampler_seeds
     from longvie.config import compose
     from longvie.generation.sources import stored_video
 
@@ -131,25 +115,19 @@ def main(overrides: list[str]) -> int:
     for row in ROWS:
         started = time.perf_counter()
         entry = Contender(row.name, None, folders[row.stage], history=row.history)
-        by_seed: dict[int, list[dict]] = {seed: [] for seed in seeds}
-        for video in videos:
-            source = degraded[video.source_id] if row.degraded_first_frame else video
-            reference = references[video.source_id]
-            generated = regenerate(config, entry, parts[row.stage], source, len(reference),
-                                   seeds, progress=False)
-            for seed, frames_of_seed in zip(seeds, generated, strict=True):
-                by_seed[seed].append(score(config, video, frames_of_seed, reference, None,
-                                           quality_only=True)["metrics"])
-        per_seed[row.name] = {seed: average_metrics(rows) for seed, rows in by_seed.items()}
+        start = ((lambda video: degraded[video.source_id]) if row.degraded_first_frame
+                 else (lambda video: video))
+        per_seed[row.name] = score_contender(config, entry, parts[row.stage], videos,
+                                             references, seeds, start)
         seconds[row.name] = round(time.perf_counter() - started, 1)
-        means = {f: float(np.mean([per_seed[row.name][s][f] for s in seeds])) for f in FIGURES}
+        means = seed_mean(per_seed[row.name], FIGURES)
         print(f"{row.name}: " + ", ".join(f"{f} {v:.5g}" for f, v in means.items())
               + f" ({seconds[row.name]:.0f} s)", flush=True)
-    comparisons = {f"{better} vs {worse}": {f: paired(per_seed[better], per_seed[worse], f)
+    comparisons = {f"{better} vs {worse}": {f: paired_gain(per_seed[better], per_seed[worse], f,
+                                                       HIGHER_IS_BETTER[f])
                                             for f in figures}
                    for better, worse, figures in COMPARISONS}
-    table = {name: {f: float(np.mean([rows[s][f] for s in seeds])) for f in FIGURES}
-             for name, rows in per_seed.items()}
+    table = {name: seed_mean(rows, FIGURES) for name, rows in per_seed.items()}
     result = {"videos": frames, "seeds": seeds, "degradation": {
                   "vae_round_trips": DEGRADATION_ROUNDS, "colour_drift_seed": DEGRADATION_SEED},
               "models": table, "per_seed": {name: {str(s): {f: rows[s][f] for f in FIGURES}

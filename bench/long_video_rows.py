@@ -1,0 +1,45 @@
+"""The loop every long-video bench script shares: one contender regenerates the benchmark videos
+with each sampler seed and is scored as the benchmark scores it (quality figures only).
+
+A helper module for the ``bench/`` scripts, not a script itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+def score_contender(config, entry, parts, videos: Sequence, references: dict,
+                    seeds: Sequence[int], start: Callable = lambda video: video
+                    ) -> dict[int, dict[str, float]]:
+    """Benchmark figures of ``entry`` (a ``benchmark.run.Contender``) averaged over ``videos``,
+    per sampler seed. ``start(video)`` is what generation starts from (the video itself, or a
+    stand-in with another first frame); the score is always against the video's reference."""
+    from longvie.benchmark.run import regenerate, score
+    from longvie.benchmark.scoring import average_metrics
+
+    by_seed: dict[int, list[dict]] = {seed: [] for seed in seeds}
+    for video in videos:
+        reference = references[video.source_id]
+        generated = regenerate(config, entry, parts, start(video), len(reference), seeds,
+                               progress=False)
+        for seed, frames in zip(seeds, generated, strict=True):
+            by_seed[seed].append(score(config, video, frames, reference, None,
+                                       quality_only=True)["metrics"])
+    return {seed: average_metrics(rows) for seed, rows in by_seed.items()}
+
+
+def seed_mean(per_seed: dict[int, dict[str, float]], figures: Sequence[str]) -> dict[str, float]:
+    return {f: float(np.mean([per_seed[s][f] for s in per_seed])) for f in figures}
+
+
+def paired_gain(better: dict[int, dict], worse: dict[int, dict], figure: str,
+                higher_is_better: bool) -> dict[str, float]:
+    """Mean difference in the figure's better direction and its standard error over seeds."""
+    sign = 1.0 if higher_is_better else -1.0
+    diffs = np.array([sign * (better[s][figure] - worse[s][figure]) for s in better])
+    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
+    mean = float(diffs.mean())
+    return {"gain": mean, "se": se, "gain_in_se": mean / se if se > 0 else float("inf")}
