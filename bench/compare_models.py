@@ -68,8 +68,9 @@ def main(args: list[str]) -> int:
                 f: paired_gain(per_seed[name], per_seed[other], f, HIGHER_IS_BETTER[f])
                 for f in FIGURES}
     for label, figures in gains.items():
-        print(f"{label}: " + "; ".join(f"{f} {g['gain']:+.4g} ({g['gain_in_se']:.1f} SE)"
-                                       for f, g in figures.items()))
+        print(f"{label}: " + "; ".join(
+            f"{f} {g['gain']:+.4g}" + ("" if g["se"] is None else f" ({g['gain_in_se']:.1f} SE)")
+            for f, g in figures.items()))
     out = ROOT / out_text
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"seeds": seeds, "rows": rows, "gains": gains,

@@ -40,6 +40,8 @@ def paired_gain(better: dict[int, dict], worse: dict[int, dict], figure: str,
     """Mean difference in the figure's better direction and its standard error over seeds."""
     sign = 1.0 if higher_is_better else -1.0
     diffs = np.array([sign * (better[s][figure] - worse[s][figure]) for s in better])
-    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
     mean = float(diffs.mean())
+    if len(diffs) < 2:  # one seed: no spread to judge by
+        return {"gain": mean, "se": None, "gain_in_se": None}
+    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs)))
     return {"gain": mean, "se": se, "gain_in_se": mean / se if se > 0 else float("inf")}

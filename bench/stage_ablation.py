@@ -143,7 +143,8 @@ def main(overrides: list[str]) -> int:
     print()
     for name, figures in comparisons.items():
         print(f"{name}: " + "; ".join(
-            f"{f} {c['gain']:+.4g} ± {c['se']:.2g} ({c['gain_in_se']:.1f} SE)"
+            f"{f} {c['gain']:+.4g}"
+            + ("" if c["se"] is None else f" ± {c['se']:.2g} ({c['gain_in_se']:.1f} SE)")
             for f, c in figures.items()))
     print(f"-> {RESULTS.relative_to(ROOT)}")
     return 0
