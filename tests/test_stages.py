@@ -127,6 +127,38 @@ def test_stage2_conditions_on_the_degraded_frame_with_its_probability():
     assert changed.history is None  # history is stage 3's
 
 
+def with_tracks(items: dict) -> dict:
+    """``items`` with 16 tracks per clip drifting right, and a depth video (smoke: 9 x 32 x 32)."""
+    generator = torch.Generator().manual_seed(6)
+    query = torch.rand(B, 16, 2, generator=generator) * 31
+    shift = torch.arange(9, dtype=torch.float32).view(1, 9, 1, 1) * torch.tensor([1.0, 0.0])
+    return items | {"query_xy": query, "tracks_xy": query.unsqueeze(1) + shift,
+                    "tracks_visible": torch.ones(B, 9, 16, dtype=torch.bool),
+                    "track_depth": torch.rand(B, 9, 32, 32, generator=generator)}
+
+
+def test_a_degraded_first_frame_colours_its_own_sparse_control():
+    """Generation splats the sparse control from the last generated frame, so training splats
+    it from T(I): the model never sees a clean control beside a degraded frame."""
+    kept = small_module("2", "training.stage2.first_frame_p=0.0")
+    clean = kept.flow_batch(with_tracks(batch()), 0, kept.step_draws(0, B))
+    assert torch.equal(clean.sparse, latents(3))  # T(I) = I: the cached control stays
+    module = small_module("2", "training.stage2.first_frame_p=1.0")
+    items, degraded = with_tracks(batch()), []
+    degrade = module.degrade_frames
+    module.degrade_frames = lambda *args: degraded.append(degrade(*args)[0]) or (degraded[-1],
+                                                                                 ["encoding:1"])
+    flow = module.flow_batch(items, 0, module.step_draws(0, B))
+    del module.degrade_frames
+    for index, frames in enumerate(degraded):
+        assert torch.allclose(flow.sparse[index:index + 1],
+                              module.splat_sparse(frames, items, index), atol=1e-5)
+    assert not torch.equal(flow.sparse, latents(3))
+    untracked = module.flow_batch(batch(), 0, module.step_draws(0, B))
+    assert torch.equal(untracked.sparse, latents(3))  # point-map colouring: nothing to splat
+    assert torch.equal(untracked.condition, flow.condition)  # same draws either way
+
+
 def test_stage3_history_is_the_end_of_the_preceding_clip():
     module = small_module("3", "training.stage3.no_history_p=0.0",
                           "training.stage3.first_frame_p=0.0")

@@ -63,15 +63,21 @@ def stage_variants(module: ControllerModule, detailed: bool = True) -> dict[str,
 
 
 @torch.no_grad()
-def degraded_conditions(module: ControllerModule, dataset: StageDataset) -> tuple[list, dict]:
-    """T(I) of every held-out first frame (p = 1), encoded; and how often each kind was drawn."""
+def degraded_conditions(module: ControllerModule, dataset: StageDataset
+                        ) -> tuple[list[dict], dict]:
+    """T(I) of every held-out first frame (p = 1), encoded, with the sparse control splatted
+    from it where the dataset carries tracks (else None); and how often each kind was drawn."""
     generator = torch.Generator().manual_seed(SEED)
     conditions, kinds = [], Counter()
     for start in range(0, len(dataset), CHUNK):
         batch = default_collate([dataset[i] for i in range(start, min(start + CHUNK,
                                                                       len(dataset)))])
         frames, drawn = module.degrade_frames(batch["first_frame"], generator, p=1.0)
-        conditions.extend(module.encode_condition(frames, batch["video"]))
+        encoded = module.encode_condition(frames, batch["video"])
+        for index, condition in enumerate(encoded):
+            sparse = (module.splat_sparse(frames[index:index + 1], batch, index)[0]
+                      if "tracks_xy" in batch else None)
+            conditions.append({"condition": condition, "sparse": sparse})
         kinds.update(kind.split(":")[0] + ("+drift" if "+drift" in kind else "")
                      for kind in drawn)
     return conditions, dict(kinds)
@@ -99,11 +105,13 @@ def heldout_loss(module: ControllerModule, dataset: StageDataset, variant: Varia
 
 def _flow_batch(module: ControllerModule, batch: dict, variant: Variant, conditions,
                 indices) -> FlowBatch:
+    dense, sparse = batch["dense"], batch["sparse"]
     if variant.degraded_first_frame:
-        condition = torch.stack([conditions[i] for i in indices])
+        condition = torch.stack([conditions[i]["condition"] for i in indices])
+        if conditions[indices[0]]["sparse"] is not None:
+            sparse = torch.stack([conditions[i]["sparse"] for i in indices]).to(sparse)
     else:
         condition = module.clean_condition(batch)
-    dense, sparse = batch["dense"], batch["sparse"]
     if variant.controls == "zeroed":
         dense, sparse = torch.zeros_like(dense), torch.zeros_like(sparse)
     dense = dense if variant.controls in ("both", "zeroed", "dense") else None

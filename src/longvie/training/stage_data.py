@@ -3,8 +3,11 @@
 Every stage reads the clip's video, dense and sparse latents from the cache. Stage 1's data-level
 dense degradation needs the depth video in pixels (it blurs and rescales the depth, then encodes
 it again); stages 2 and 3 need the real first frame in pixels (T(I) degrades the image, not its
-latent); stage 3 needs the preceding clip's latents (the history). Those extras are loaded only
-for the stages that use them, once, in compact dtypes.
+latent); stage 3 needs the preceding clip's latents (the history). When the sparse control is the first
+frame carried along the tracks, a degraded first frame needs its own sparse control: those
+stages also load the clip's tracks and depth, so the control can be splatted again from T(I) as
+it is at generation time from the last generated frame. The extras are loaded only for the
+stages that use them, once, in compact dtypes.
 """
 
 from __future__ import annotations
@@ -27,12 +30,20 @@ class StageInputs:
     depth_video: bool = False
     first_frame: bool = False
     previous_latents: bool = False
+    tracks: bool = False  # query points, tracks and depth, to splat the sparse control again
 
 
 def load_depth(record: ClipRecord) -> np.ndarray:
     """(T, H, W) uint16 normalised depth of a clip's control file."""
     with np.load(record.controls) as data:
         return data["depth"]
+
+
+def load_tracks(record: ClipRecord) -> dict[str, np.ndarray]:
+    """What :func:`longvie.controls.splat.splat_first_frame` needs besides the frame."""
+    with np.load(record.controls) as data:
+        return {"query_xy": data["query_xy"], "tracks_xy": data["tracks_xy"],
+                "tracks_visible": data["tracks_visible"], "track_depth": data["depth"]}
 
 
 def load_first_frame(record: ClipRecord) -> np.ndarray:
@@ -56,6 +67,7 @@ class StageDataset(Dataset):
         self.depth = [load_depth(r) for r in records] if inputs.depth_video else None
         self.first_frames = ([load_first_frame(r) for r in records] if inputs.first_frame
                              else None)
+        self.tracks = [load_tracks(r) for r in records] if inputs.tracks else None
         self.previous: list[int | None] = [None] * len(records)
         self.previous_latents: LatentDataset | None = None
         if inputs.previous_latents:
@@ -79,6 +91,12 @@ class StageDataset(Dataset):
         if self.first_frames is not None:
             frame = torch.from_numpy(self.first_frames[index]).permute(2, 0, 1).float()
             item["first_frame"] = frame / 127.5 - 1
+        if self.tracks is not None:
+            tracks = self.tracks[index]
+            item |= {key: torch.from_numpy(value) for key, value in tracks.items()
+                     if key != "track_depth"}
+            item["track_depth"] = torch.from_numpy(tracks["track_depth"].astype(np.float32)
+                                                   / 65535.0)
         if self.previous_latents is not None:
             previous = self.previous[index]
             item["has_previous"] = previous is not None

@@ -131,8 +131,10 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     base = config.training.base
     module = ControllerModule(spec, settings, parts.transformer, parts.text_encoder, parts.vae,
                               base.shift, base.caption_dropout, config.training.trainer.seed,
-                              config.model.condition_encoding)
-    inputs = dataclasses.replace(spec.inputs(config.model.condition_encoding), first_frame=True)
+                              config.model.condition_encoding, config.model.sparse_control)
+    inputs = dataclasses.replace(
+        spec.inputs(config.model.condition_encoding, config.model.sparse_control),
+        first_frame=True)
     held_out = StageDataset(config, stage_records(config, spec, ("val", "benchmark"))
                             [: settings.heldout_clips], inputs)
     rank_zero = is_rank_zero()  # the other ranks of a DDP run only train
@@ -160,7 +162,8 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     phases = [Phase(config.video.clip_frames, settings.steps, settings.batch_size)]
     trainer = build_trainer(config, spec.name, settings.steps, logger, progress, callbacks)
     data = StepDataModule(config, phases, lambda: StageDataset(
-        config, train_records, spec.inputs(config.model.condition_encoding)))
+        config, train_records,
+        spec.inputs(config.model.condition_encoding, config.model.sparse_control)))
     module.transformer.train()
     train_started = time.perf_counter()
     steps = fit_resumable(trainer, module, data, config, spec.name)

@@ -7,7 +7,9 @@ zero-initialised controller). What differs is switched on by the stage's :class:
 - stage 1 degrades the dense control in the last third of its steps (features scaled, depth
   blurred and re-mixed across scales, then encoded again);
 - stage 2 replaces the conditioning frame by T(I) with p = 0.2 (VAE round trips, or a partial
-  regeneration by the model itself, plus a colour drift);
+  regeneration by the model itself, plus a colour drift); a sparse control coloured by the first
+  frame (``model.sparse_control=first_frame``) is splatted again from T(I), as generation
+  splats it from the last generated frame;
 - stage 3 keeps stage 2's T(I), prepends history latents of the preceding clip (themselves
   degraded by T) and adds the boundary weights and the L_deg / L_gt / L_cons terms; the base's
   self-attention trains too, at a lower learning rate.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 
+from longvie.controls.splat import splat_first_frame
 from longvie.model.backbone import LatentCodec, i2v_input, unconditioned_input
 from longvie.model.degradations import (
     degrade_dense_video,
@@ -31,6 +34,7 @@ from longvie.model.degradations import (
 from longvie.model.flow_sampler import renoise_and_denoise
 from longvie.model.losses import boundary_weights, stage3_loss, weighted_flow_matching_loss
 from longvie.training.base import condition_of
+from longvie.training.clips import video_tensor
 from longvie.training.draws import StepDraws, shard_start, step_draws
 from longvie.training.flow import noisy_and_target, sample_sigmas
 from longvie.training.stage_data import StageInputs
@@ -51,12 +55,14 @@ class StageSpec:
     def name(self) -> str:
         return self.label or f"stage{self.number}"
 
-    def inputs(self, condition_encoding: str) -> StageInputs:
+    def inputs(self, condition_encoding: str, sparse_control: str = "point_map") -> StageInputs:
         return StageInputs(
             depth_video=self.dense_degradation,
             # The joint condition encoding needs the pixel frame even for a clean condition.
             first_frame=self.first_frame_degradation or condition_encoding == "joint",
             previous_latents=self.history,
+            # A sparse control coloured by the first frame is splatted again from T(I).
+            tracks=self.first_frame_degradation and sparse_control == "first_frame",
         )
 
 
@@ -158,7 +164,8 @@ class ControllerModule(L.LightningModule):
     """The controller stages' training step; checkpoints hold the trained weights only."""
 
     def __init__(self, spec: StageSpec, settings, transformer, text_encoder, vae, shift: float,
-                 caption_dropout: float, seed: int, condition_encoding: str) -> None:
+                 caption_dropout: float, seed: int, condition_encoding: str,
+                 sparse_control: str = "point_map") -> None:
         super().__init__()
         self.spec, self.settings = spec, settings
         self.transformer = transformer
@@ -166,7 +173,7 @@ class ControllerModule(L.LightningModule):
         self.frozen.to(torch.device("cpu"))
         self.codec = LatentCodec(vae)
         self.shift, self.caption_dropout, self.seed = shift, caption_dropout, seed
-        self.condition_encoding = condition_encoding
+        self.condition_encoding, self.sparse_control = condition_encoding, sparse_control
         self.strict_loading = False  # frozen weights come from the previous stage, not the ckpt
         self.losses: list[float] = []
         self._configure_trainable()
@@ -240,11 +247,10 @@ class ControllerModule(L.LightningModule):
                 sample_dense_feature_scale(1, settings.feature_p, settings.feature_low,
                                            settings.feature_high, g) for g in samples])
             dense = per_sample(self.degraded_dense, samples, batch["depth"], dense)
-        if self.spec.first_frame_degradation:
-            condition = per_sample(self.degraded_condition, samples, batch["first_frame"],
-                                   condition)
-        history = self.history(batch["previous"], draws) if self.spec.history else None
         sparse = batch["sparse"]
+        if self.spec.first_frame_degradation:
+            condition, sparse = self.degraded_inputs(batch, condition, sparse, samples)
+        history = self.history(batch["previous"], draws) if self.spec.history else None
         if self.settings.control_dropout > 0:
             dense, sparse = self.dropped_controls(dense, sparse, samples)
         return FlowBatch(latents, condition, text, dense, sparse, dense_scale, history)
@@ -292,16 +298,35 @@ class ControllerModule(L.LightningModule):
 
     # --- stages 2 and 3: the degraded first frame T(I) -----------------------------------------
 
-    def degraded_condition(self, first_frame: torch.Tensor, condition: torch.Tensor,
-                           generator: torch.Generator,
-                           p: float | None = None) -> torch.Tensor:
-        frames, kinds = self.degrade_frames(first_frame, generator, p)
-        changed = [i for i, kind in enumerate(kinds) if kind != "none"]
-        if not changed:
-            return condition
-        condition = condition.clone()
-        condition[changed] = self.encode_condition(frames[changed], condition)
-        return condition
+    def degraded_inputs(self, batch: dict, condition: torch.Tensor, sparse: torch.Tensor,
+                        generators: Sequence[torch.Generator]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample's condition from T(I) (drawn with its own generator); where T changed
+        the frame and the batch carries tracks, the sparse control is splatted from T(I) too."""
+        conditions, sparses = [], []
+        for index, generator in enumerate(generators):
+            row = slice(index, index + 1)
+            frames, kinds = self.degrade_frames(batch["first_frame"][row], generator)
+            row_condition, row_sparse = condition[row], sparse[row]
+            if kinds[0] != "none":
+                row_condition = self.encode_condition(frames, row_condition)
+                if "tracks_xy" in batch:
+                    row_sparse = self.splat_sparse(frames, batch, index).to(row_sparse)
+            conditions.append(row_condition)
+            sparses.append(row_sparse)
+        return torch.cat(conditions), torch.cat(sparses)
+
+    def splat_sparse(self, frames: torch.Tensor, batch: dict, index: int) -> torch.Tensor:
+        """The sparse control of sample ``index`` coloured by ``frames`` (1, 3, H, W) in
+        [-1, 1] instead of its real first frame: (1, 16, F, h, w)."""
+        pixels = ((frames[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        video = splat_first_frame(
+            pixels.permute(1, 2, 0).cpu().numpy(), batch["query_xy"][index].cpu().numpy(),
+            batch["tracks_xy"][index].cpu().numpy(),
+            batch["tracks_visible"][index].cpu().numpy(),
+            batch["track_depth"][index].cpu().numpy())
+        with torch.no_grad():
+            return self.codec.encode(video_tensor(video).unsqueeze(0).to(frames.device))
 
     def degrade_frames(self, first_frame: torch.Tensor, generator: torch.Generator,
                        p: float | None = None) -> tuple[torch.Tensor, list[str]]:
