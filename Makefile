@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 
 help:
 	@echo "make run          the whole pipeline on the tiny profile (installs first; ~20 min on 2 cores)"
-	@echo "make test         the test suite, two workers (installs first; ~12 min on 2 cores)"
+	@echo "make test         the test suite, two workers (installs first; ~13 min on 2 cores)"
 	@echo "make ui           the Dagster UI (127.0.0.1:3000) and the MLflow UI (127.0.0.1:5000)"
 	@echo "make serve        the champion over REST (127.0.0.1:5001, POST /invocations)"
 	@echo "make repro        the DVC pipeline (dvc repro)"
