@@ -96,7 +96,7 @@ def promotion_gate(longvie: LongvieConfigResource) -> dg.AssetCheckResult:
     import json
     from pathlib import Path
 
-    from longvie.promotion.registry_aliases import current_champion
+    from longvie.registry import current_champion
 
     config = longvie.compose()
     decision = json.loads((Path(config.paths.reports) / "promotion.json").read_text())

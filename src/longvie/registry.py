@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from longvie.config import LongvieConfig
+from longvie.config.promotion_rules import CHAMPION
 
 MODEL_ARTIFACT = "model"
 
@@ -141,3 +142,24 @@ def latest_version(config: LongvieConfig, stage: str) -> int | None:
         return None
     numbers = [int(v.version) for v in versions if v.tags.get("longvie.stage") == stage]
     return max(numbers, default=None)
+
+
+def current_champion(config: LongvieConfig) -> int | None:
+    """The version the ``champion`` alias points to; None when unset or nothing is registered."""
+    from longvie.tracking import tracking_client
+
+    return alias_version(tracking_client(config), config.mlflow.registered_model, CHAMPION)
+
+
+def alias_version(client, name: str, alias: str) -> int | None:
+    """The version ``alias`` points to; None when unset or when the model does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = aliases.get(alias)
+    return None if version is None else int(version)

@@ -73,7 +73,7 @@ def benchmark_sources(config: LongvieConfig) -> list[str]:
 def contenders(config: LongvieConfig) -> tuple[list[Contender], int | None]:
     """The candidate (checked first: a bad name fails before anything runs), its baselines and
     the champion when there is a different one; and the champion alias's version now."""
-    from longvie.promotion.registry_aliases import current_champion
+    from longvie.registry import current_champion
     from longvie.registry import latest_version, model_version
 
     wanted = config.benchmark.candidate or _trained_stage3(config)

@@ -186,7 +186,7 @@ def validate(config: LongvieConfig) -> list[str]:
     need(serving.timeout_s >= 1, f"serving.timeout_s={serving.timeout_s} must be >= 1")
     need(config.generation.solver in ("euler", "unipc"),
          f"generation.solver={config.generation.solver!r} must be 'euler' or 'unipc'")
-    from longvie.promotion.gate import config_problems
+    from longvie.config.promotion_rules import config_problems
 
     problems.extend(config_problems(config.promotion))
     return problems

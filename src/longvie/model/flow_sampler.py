@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from longvie.training.flow import NUM_TIMESTEPS
+# Wan's timestep scale: the DiT sees timestep 1000 s at noise level s (training uses the same).
+NUM_TIMESTEPS = 1000
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, timesteps (B,)) -> v
 SOLVERS = ("euler", "unipc")

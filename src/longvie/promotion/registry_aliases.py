@@ -33,20 +33,13 @@ from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 from longvie.promotion.gate import CHAMPION, ModelsTable, SeedTable, composite_scores, decide
+from longvie.registry import alias_version, current_champion
 
 CHALLENGER = "challenger"
 REPORT_NAME = "promotion.json"
 TAG = "longvie.promotion."
 # Model version tag values are capped by the store; the full reasons are in the report.
 REASONS_TAG_LIMIT = 5000
-
-
-def current_champion(config: LongvieConfig) -> int | None:
-    """The version the ``champion`` alias points to; None when unset or nothing is registered."""
-    from longvie.tracking import tracking_client
-
-    return _alias_version(tracking_client(config), config.mlflow.registered_model,
-                          CHAMPION)
 
 
 @contextmanager
@@ -80,7 +73,7 @@ def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsT
     _require_version(client, name, candidate, tracking_uri(config))
     _check_table(models_table, benchmarked_champion, candidate)
     with registry_lock(config):
-        champion = _alias_version(client, name, CHAMPION)
+        champion = alias_version(client, name, CHAMPION)
         if champion == candidate != benchmarked_champion and _decided_by(
                 client, name, candidate, benchmarked_champion, benchmark_stamp):
             # This very promotion moved the alias and was stopped before its report: finish it.
@@ -154,7 +147,7 @@ def _apply(client, name: str, candidate: int, champion: int | None, models: Mode
     decision = decide(models, config.promotion, per_seed)
     decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     promoted = decision.decision == CHAMPION
-    if promoted and _alias_version(client, name, CHALLENGER) == candidate:
+    if promoted and alias_version(client, name, CHALLENGER) == candidate:
         client.delete_registered_model_alias(name, CHALLENGER)
     reasons = "\n".join(decision.reasons)
     if len(reasons) > REASONS_TAG_LIMIT:
@@ -229,19 +222,6 @@ def _decided_by(client, name: str, candidate: int, benchmarked_champion: int | N
 
 def _tag_text(version: int | None) -> str:
     return "none" if version is None else str(version)
-
-
-def _alias_version(client, name: str, alias: str) -> int | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        aliases = client.get_registered_model(name).aliases
-    except MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    version = aliases.get(alias)
-    return None if version is None else int(version)
 
 
 def _require_version(client, name: str, version: int, uri: str) -> None:

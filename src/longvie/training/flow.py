@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-NUM_TIMESTEPS = 1000
+from longvie.model.flow_sampler import NUM_TIMESTEPS
 
 
 def shift_sigmas(sigmas: torch.Tensor, shift: float) -> torch.Tensor:
