@@ -51,7 +51,7 @@ def main(args: list[str]) -> int:
     from longvie.config import compose
     from longvie.model.backbone import i2v_input
     from longvie.model.folder import load_generator
-    from longvie.training.base import condition_of
+    from longvie.model.backbone import condition_of
     from longvie.training.draws import step_draws
     from longvie.training.flow import noisy_and_target
     from longvie.training.stage_data import StageDataset

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from longvie.config import compose
-from longvie.generation.long_video import batch_to_frames
-from longvie.generation.sampler import ClipInputs, sample_clip
+from longvie.training.clips import batch_to_frames
+from longvie.model.sampler import ClipInputs, sample_clip
 from longvie.model.backbone import LatentCodec
 from longvie.model.folder import load_generator
 from longvie.synth.corpus import corpus_fingerprint, corpus_folder

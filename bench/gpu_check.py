@@ -290,7 +290,7 @@ def sampling_cost(sizes: Sizes, device, dtype) -> dict:
     """One clip with the production sampler at each reduced depth, extrapolated."""
     import torch
 
-    from longvie.generation.sampler import ClipInputs, sample_clip
+    from longvie.model.sampler import ClipInputs, sample_clip
 
     seconds = {}
     for blocks, layers in sizes.depths:

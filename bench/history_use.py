@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from script_options import take_option
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,17 +38,12 @@ def main(args: list[str]) -> int:
 
     from longvie.benchmark.run import benchmark_sources, load_model
     from longvie.config import compose
-    from longvie.generation.long_video import (
-        HISTORY_NOISE_BLEND,
-        control_latents,
-        padded_span,
-        to_frames,
-    )
+    from longvie.generation.long_video import HISTORY_NOISE_BLEND, control_latents, padded_span
     from longvie.generation.plan import plan_clips
-    from longvie.generation.sampler import ClipInputs, sample_clip
     from longvie.generation.sources import stored_video
     from longvie.model.backbone import LatentCodec
-    from longvie.training.clips import video_tensor
+    from longvie.model.sampler import ClipInputs, sample_clip
+    from longvie.training.clips import to_frames, video_tensor
 
     clips_text, args = take_option(args, "clips", "4")
     out_text, args = take_option(args, "out", str(RESULTS))

@@ -30,7 +30,7 @@ from longvie.training.clips import video_tensor
 from longvie.training.control_corpus import heldout_controlled_clips
 from longvie.training.flow import NUM_TIMESTEPS, shift_sigmas
 from longvie.training.pretrain_control import heldout_latents
-from longvie.training.stages import control_input
+from longvie.model.backbone import control_input
 
 LEVELS = (0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95)
 DRAWS = 4

@@ -36,7 +36,7 @@ import torch
 from longvie.benchmark import metrics
 from longvie.config import compose
 from longvie.controls.splat import splat_first_frame
-from longvie.generation.long_video import batch_to_frames
+from longvie.training.clips import batch_to_frames
 from longvie.model.backbone import LatentCodec, i2v_input
 from longvie.model.controller import LongVieTransformer
 from longvie.model.flow_sampler import denoise
@@ -45,7 +45,7 @@ from longvie.synth.groundtruth import grid_queries, query_tracks
 from longvie.synth.render import render_video
 from longvie.training.clips import video_tensor
 from longvie.training.flow import NUM_TIMESTEPS, shift_sigmas
-from longvie.training.stages import control_input
+from longvie.model.backbone import control_input
 
 CLIP = 17
 SIGMAS = (0.3, 0.5, 0.7, 0.9)

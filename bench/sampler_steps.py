@@ -32,8 +32,8 @@ def main(args: list[str]) -> int:
     import torch
 
     from longvie.config import compose
-    from longvie.generation.long_video import batch_to_frames
-    from longvie.generation.sampler import ClipInputs, sample_clip
+    from longvie.training.clips import batch_to_frames
+    from longvie.model.sampler import ClipInputs, sample_clip
     from longvie.model.backbone import LatentCodec, latent_frames
     from longvie.model.folder import load_generator
     from longvie.training.corpus_clips import heldout_clips

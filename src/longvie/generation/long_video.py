@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from longvie.generation.plan import ClipSpan, plan_clips
-from longvie.generation.sampler import ClipInputs, sample_clip
 from longvie.model.backbone import LatentCodec
-from longvie.training.clips import video_tensor
+from longvie.model.sampler import ClipInputs, sample_clip
+from longvie.training.clips import batch_to_frames, video_tensor
 
 HISTORY_NOISE_BLEND = 0.074
 
@@ -127,17 +127,6 @@ def first_frame_controls(codec: LatentCodec, frames: np.ndarray, depth: np.ndarr
     query, xy, visible = tracks
     splats = [splat_first_frame(frame, query, xy, visible, depth) for frame in frames]
     return codec.encode(torch.stack([video_tensor(s) for s in splats]))
-
-
-def to_frames(video: torch.Tensor) -> np.ndarray:
-    """(1, 3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
-    return batch_to_frames(video[:1])[0]
-
-
-def batch_to_frames(videos: torch.Tensor) -> np.ndarray:
-    """(B, 3, T, H, W) in [-1, 1] -> (B, T, H, W, 3) uint8."""
-    return ((videos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(
-        0, 2, 3, 4, 1).numpy()
 
 
 @torch.no_grad()

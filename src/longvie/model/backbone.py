@@ -142,3 +142,21 @@ class LatentCodec:
             padded[:, :, :1] = latent
             return padded
         raise ValueError(f"unknown condition encoding {mode!r}")
+
+
+def condition_of(latents: torch.Tensor) -> torch.Tensor:
+    """The first-frame condition latent: latent frame 0, zeros after (``first_frame`` mode)."""
+    condition = torch.zeros_like(latents)
+    condition[:, :, :1] = latents[:, :, :1]
+    return condition
+
+
+def control_input(latents: torch.Tensor) -> torch.Tensor:
+    """A control video's latents in the 36-channel layout: [latent | mask | first latent + 0]."""
+    return i2v_input(latents, condition_of(latents))
+
+
+def history_input(history: torch.Tensor) -> torch.Tensor:
+    """History latents (B, 16, F_h, h, w) as known frames: [latent | mask = 1 | latent]."""
+    mask = history.new_ones(history.shape[0], 4, *history.shape[2:])
+    return torch.cat([history, mask, history], dim=1)

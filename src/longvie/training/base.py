@@ -11,7 +11,6 @@ frames' loss weighted by (1 + lambda). The finished base is a diffusers-style fo
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ import torch
 
 from longvie.atomic import replace_directory, write_json_atomically
 from longvie.config import LongvieConfig
-from longvie.model.backbone import i2v_input, latent_frames, unconditioned_input
+from longvie.model.backbone import condition_of, i2v_input, latent_frames, unconditioned_input
 from longvie.model.losses import early_frame_weights, weighted_flow_matching_loss
 from longvie.ranks import barrier, is_rank_zero
 from longvie.training.draws import shard_start, step_draws
@@ -30,13 +29,6 @@ from longvie.training.flow import noisy_and_target, sample_sigmas
 from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
 
 STEP_NAME = "base"
-
-
-def condition_of(latents: torch.Tensor) -> torch.Tensor:
-    """The first-frame condition latent: latent frame 0, zeros after (``first_frame`` mode)."""
-    condition = torch.zeros_like(latents)
-    condition[:, :, :1] = latents[:, :, :1]
-    return condition
 
 
 def flow_matching_step(transformer, text_states: torch.Tensor, latents: torch.Tensor,

@@ -80,6 +80,17 @@ def video_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1
 
 
+def to_frames(video: torch.Tensor) -> np.ndarray:
+    """(1, 3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    return batch_to_frames(video[:1])[0]
+
+
+def batch_to_frames(videos: torch.Tensor) -> np.ndarray:
+    """(B, 3, T, H, W) in [-1, 1] -> (B, T, H, W, 3) uint8."""
+    return ((videos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(
+        0, 2, 3, 4, 1).numpy()
+
+
 def depth_tensor(depth: np.ndarray) -> torch.Tensor:
     """(T, H, W) uint16 normalised depth -> (3, T, H, W) in [-1, 1] (grey in three channels)."""
     grey = torch.from_numpy(depth.astype(np.float32) / 65535.0) * 2 - 1

@@ -24,8 +24,8 @@ def generate_clips(parts, clips: list[ControlledClip], latents, config: LongvieC
                    seed: int, guidance: float) -> list[np.ndarray]:
     """Every clip generated once by ``parts`` (a :class:`~longvie.model.folder.Generator`) as
     uint8 frames, all clips in one batch."""
-    from longvie.generation.long_video import batch_to_frames
-    from longvie.generation.sampler import ClipInputs, sample_clip
+    from longvie.training.clips import batch_to_frames
+    from longvie.model.sampler import ClipInputs, sample_clip
     from longvie.model.backbone import LatentCodec
     from longvie.training.clips import video_tensor
 
@@ -96,7 +96,7 @@ def paired(a: list[dict], b: list[dict], key: str) -> dict:
 def reconstructions(parts, latents) -> list[np.ndarray]:
     """The reference clips through the VAE (encode, decode): the most a generated clip can keep
     of the reference's detail, since every sample is decoded by the same decoder."""
-    from longvie.generation.long_video import batch_to_frames
+    from longvie.training.clips import batch_to_frames
     from longvie.model.backbone import LatentCodec
 
     codec = LatentCodec(parts.vae)

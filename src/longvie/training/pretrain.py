@@ -205,7 +205,7 @@ def write_pictures(config: LongvieConfig, heldout: list[dict], vae_dir: Path,
     import numpy as np
     from diffusers import AutoencoderKLWan
 
-    from longvie.generation.long_video import to_frames
+    from longvie.training.clips import to_frames
     from longvie.plots import write_frame_strip, write_gif
     from longvie.training.pretrain_vae import reconstruct
 

@@ -49,7 +49,7 @@ def model_dir(config: LongvieConfig) -> Path:
 @torch.no_grad()
 def reconstruct(vae, videos: list[torch.Tensor]) -> list[np.ndarray]:
     """Each (3, T, H, W) clip encoded (posterior mode, normalised) and decoded, as uint8 frames."""
-    from longvie.generation.long_video import to_frames
+    from longvie.training.clips import to_frames
     from longvie.model.backbone import LatentCodec
 
     codec = LatentCodec(vae.eval())
@@ -59,7 +59,7 @@ def reconstruct(vae, videos: list[torch.Tensor]) -> list[np.ndarray]:
 def reconstruction_figures(vae, videos: list[torch.Tensor]) -> dict:
     """PSNR / SSIM / sharpness ratio of full clips through the VAE, per clip and averaged."""
     from longvie.benchmark import metrics
-    from longvie.generation.long_video import to_frames
+    from longvie.training.clips import to_frames
 
     psnr, ssim, sharp = [], [], []
     for decoded, video in zip(reconstruct(vae, videos), videos, strict=True):

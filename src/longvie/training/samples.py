@@ -21,9 +21,9 @@ def sample_clip(module: ControllerModule, dataset: StageDataset, index: int = 0,
                 seed: int = 0) -> np.ndarray:
     """The generated clip (T, H, W, 3) uint8 for held-out item ``index`` (Euler, no guidance):
     the sampler ``longvie generate`` runs per clip."""
-    from longvie.generation.long_video import to_frames
-    from longvie.generation.sampler import ClipInputs
-    from longvie.generation.sampler import sample_clip as sample_latents
+    from longvie.training.clips import to_frames
+    from longvie.model.sampler import ClipInputs
+    from longvie.model.sampler import sample_clip as sample_latents
 
     batch = default_collate([dataset[index]])
     text = module.text_encoder.encode(list(batch["caption"]))

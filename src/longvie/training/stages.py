@@ -24,7 +24,14 @@ import lightning as L
 import torch
 
 from longvie.controls.splat import splat_first_frame
-from longvie.model.backbone import LatentCodec, i2v_input, unconditioned_input
+from longvie.model.backbone import (
+    LatentCodec,
+    condition_of,
+    control_input,
+    history_input,
+    i2v_input,
+    unconditioned_input,
+)
 from longvie.model.degradations import (
     degrade_dense_video,
     degrade_first_frame,
@@ -33,7 +40,6 @@ from longvie.model.degradations import (
 )
 from longvie.model.flow_sampler import renoise_and_denoise
 from longvie.model.losses import boundary_weights, stage3_loss, weighted_flow_matching_loss
-from longvie.training.base import condition_of
 from longvie.training.clips import video_tensor
 from longvie.training.draws import StepDraws, shard_start, step_draws
 from longvie.training.flow import noisy_and_target, sample_sigmas
@@ -75,17 +81,6 @@ STAGES = {
 
 # ``longvie pretrain``'s control part: the base and the controller together, from the base.
 PRETRAIN_CONTROL = StageSpec(0, "base", trains_base=True, label="pretrain_control")
-
-
-def control_input(latents: torch.Tensor) -> torch.Tensor:
-    """A control video's latents in the 36-channel layout: [latent | mask | first latent + 0]."""
-    return i2v_input(latents, condition_of(latents))
-
-
-def history_input(history: torch.Tensor) -> torch.Tensor:
-    """History latents (B, 16, F_h, h, w) as known frames: [latent | mask = 1 | latent]."""
-    mask = history.new_ones(history.shape[0], 4, *history.shape[2:])
-    return torch.cat([history, mask, history], dim=1)
 
 
 @dataclass

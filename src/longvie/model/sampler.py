@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from longvie.model.backbone import i2v_input
+from longvie.model.backbone import control_input, history_input, i2v_input
 from longvie.model.flow_sampler import denoise
-from longvie.training.stages import control_input, history_input
 
 
 @dataclass(frozen=True)
