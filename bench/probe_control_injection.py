@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from longvie.benchmark import metrics
+from longvie.quality import metrics
 from longvie.config import compose
 from longvie.controls.splat import splat_first_frame
 from longvie.training.clips import batch_to_frames

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from longvie.benchmark import metrics
+from longvie.quality import metrics
 from longvie.config import compose
 from longvie.synth.render import render_video
 from longvie.video.io import read_video, write_video

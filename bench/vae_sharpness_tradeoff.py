@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from longvie.benchmark import metrics
+from longvie.quality import metrics
 from longvie.config import compose
 from longvie.model.discriminator import PatchDiscriminator
 from longvie.synth.render import render_video

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from longvie.benchmark.metrics import (
+from longvie.quality.metrics import (
     depth_fidelity,
     drift_slope,
     dynamic_degree,
@@ -97,7 +97,7 @@ def test_frame_quality_refuses_mismatched_shapes_naming_both():
 
 
 def test_importing_the_metrics_does_not_import_torch():
-    code = "import sys, longvie.benchmark.metrics; print('torch' in sys.modules)"
+    code = "import sys, longvie.quality.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from longvie.benchmark import metrics
+from longvie.quality import metrics
 from longvie.generation.plan import ClipSpan
 
 

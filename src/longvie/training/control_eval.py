@@ -59,7 +59,7 @@ def guidances(config: LongvieConfig) -> list[float]:
 
 def clip_scores(frames: np.ndarray, clip: ControlledClip) -> dict[str, float]:
     """SSIM, PSNR, sharpness ratio and track EPE of one clip's frames 1..N-1."""
-    from longvie.benchmark import metrics
+    from longvie.quality import metrics
 
     reference = clip.frames
     psnr, ssim = metrics.frame_quality(frames[1:], reference[1:])

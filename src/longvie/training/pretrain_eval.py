@@ -50,7 +50,7 @@ def generate_heldout(transformer, text_encoder, vae, heldout: list[dict], config
 def clip_figures(generated: list[np.ndarray], references: list[np.ndarray]) -> dict:
     """Mean sharpness ratio, PSNR and SSIM of the generated frames (1..N-1) of each clip against
     its reference."""
-    from longvie.benchmark import metrics
+    from longvie.quality import metrics
 
     sharp, psnr, ssim = [], [], []
     for frames, reference in zip(generated, references, strict=True):

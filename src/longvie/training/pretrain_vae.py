@@ -58,7 +58,7 @@ def reconstruct(vae, videos: list[torch.Tensor]) -> list[np.ndarray]:
 
 def reconstruction_figures(vae, videos: list[torch.Tensor]) -> dict:
     """PSNR / SSIM / sharpness ratio of full clips through the VAE, per clip and averaged."""
-    from longvie.benchmark import metrics
+    from longvie.quality import metrics
     from longvie.training.clips import to_frames
 
     psnr, ssim, sharp = [], [], []
