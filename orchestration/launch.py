@@ -54,7 +54,7 @@ def code_location_executor(overrides: tuple[str, ...] = ()) -> dg.ExecutorDefini
 
 
 def dagster_metadata(metadata: Mapping[str, Mapping[str, Any]]) -> dict[str, dg.MetadataValue]:
-    """Pipes wire-format metadata (``longvie.cli.training_metadata``) as Dagster values, the
+    """Pipes wire-format metadata (``longvie.steps.training_metadata``) as Dagster values, the
     types the Pipes session gives the same dict on the other path."""
     makers = {"path": dg.MetadataValue.path, "md": dg.MetadataValue.md,
               "text": dg.MetadataValue.text, "int": dg.MetadataValue.int,

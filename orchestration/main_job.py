@@ -110,7 +110,7 @@ def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from longvie.cli import synth_default_data
+    from longvie.steps import synth_default_data
     from longvie.config import ConfigError, compose
     from longvie.data_version import DataVersionError, record_stages
 
@@ -157,7 +157,7 @@ def _print_outcome(reports: Path) -> None:
     """The benchmark table and the promotion decision, as the training job left them."""
     import json
 
-    from longvie.cli import print_benchmark_summary, print_promotion
+    from longvie.summaries import print_benchmark_summary, print_promotion
 
     print_benchmark_summary(json.loads((reports / "benchmark.json").read_text()))
     print_promotion(json.loads((reports / "promotion.json").read_text()))

@@ -14,7 +14,7 @@ STEPS = [  # (module, function, extra arguments, the paths key made unwritable)
     ("longvie.curation", "curate", (), "reports"),
     ("longvie.controls.depth_estimator", "train_depth_estimator", (), "reports"),
     ("longvie.controls.run", "extract_controls", (), "reports"),
-    ("longvie.cli", "train_report", ("1",), "models"),
+    ("longvie.steps", "train_report", ("1",), "models"),
     ("longvie.benchmark.run", "run_benchmark", (), "reports"),
     ("longvie.promotion.run", "promote_from_benchmark", (), "reports"),
     ("longvie.training.pretrain", "pretrain", (), "reports"),

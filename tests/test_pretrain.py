@@ -415,7 +415,7 @@ def test_the_base_step_loads_registers_once_and_stage1_starts_from_it(curated, t
                                                                       base_folder):
     import mlflow
 
-    from longvie.cli import train_report
+    from longvie.steps import train_report
     from longvie.config import compose
 
     root = copy_project(curated, tmp_path / "root")

@@ -26,7 +26,7 @@ def _table(models: dict, metrics: tuple[str, ...]) -> str:
 def benchmark(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
               mlflow: MlflowResource) -> dg.MaterializeResult:
     from longvie.benchmark.run import run_benchmark
-    from longvie.cli import BENCHMARK_ROWS
+    from longvie.summaries import BENCHMARK_ROWS
     from longvie.errors import LongvieError
 
     config = longvie.compose()

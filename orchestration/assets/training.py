@@ -2,7 +2,7 @@
 
 Each asset trains in the step's process or, with ``orchestration.training_launch: pipes``, runs
 ``longvie train`` as a Dagster Pipes subprocess (orchestration.launch); both report the same
-metadata (``longvie.cli.training_metadata``). Each has the blocking check
+metadata (``longvie.steps.training_metadata``). Each has the blocking check
 ``training_loss_is_finite_and_not_rising``, so a diverged stage stops the next.
 """
 
@@ -22,7 +22,7 @@ from orchestration.resources import LongvieConfigResource, MlflowResource
 def _train(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
            mlflow: MlflowResource, stage: str) -> dg.MaterializeResult:
     """Train ``stage`` (base, 1, 2, 3) here or through Pipes, as ``orchestration`` says."""
-    from longvie.cli import train_report, training_metadata
+    from longvie.steps import train_report, training_metadata
     from longvie.errors import LongvieError
 
     config = longvie.compose()
