@@ -301,7 +301,7 @@ def test_every_stage_is_an_mlflow_run_and_a_registered_version(trained):
     assert len(client.search_model_versions("name='longvie'")) == len(versions)
     mlflow.set_tracking_uri(f"sqlite:///{trained}/mlflow.db")
     downloaded = Path(mlflow.artifacts.download_artifacts(f"models:/longvie/{versions[-1].version}"))
-    from longvie.serving.logged_model import weights_of
+    from longvie.pyfunc.model_folder import weights_of
 
     assert json.loads((weights_of(downloaded) / "longvie.json").read_text())["stage"] == "stage3"
 

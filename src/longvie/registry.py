@@ -1,7 +1,7 @@
 """The MLflow model registry side of training: every finished stage becomes a model version.
 
 A version's source is the run artifact ``model``: an MLflow pyfunc model logged from code
-(:mod:`longvie.serving.logged_model`) whose ``weights`` artifact is the stage's model folder
+(:mod:`longvie.pyfunc.model_folder`) whose ``weights`` artifact is the stage's model folder
 (safetensors / diffusers parts and ``longvie.json``: nothing to unpickle). Versions are only
 ever added, never overwritten; aliases (``champion``, ``challenger``) are the promotion gate's.
 """
@@ -38,7 +38,7 @@ def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage:
     training finished must not add a duplicate version)."""
     import tempfile
 
-    from longvie.serving.logged_model import save_pyfunc_model
+    from longvie.pyfunc.model_folder import save_pyfunc_model
     from longvie.tracking import standard_tags, tracking_client
 
     client = tracking_client(config)
@@ -102,7 +102,7 @@ def model_version(config: LongvieConfig, model: str) -> tuple[int | None, Path]:
     import mlflow.artifacts
 
     from longvie.errors import LongvieError
-    from longvie.serving.logged_model import weights_of
+    from longvie.pyfunc.model_folder import weights_of
     from longvie.tracking import tracking_uri
 
     folder = Path(model)

@@ -24,16 +24,9 @@ from typing import Any
 import numpy as np
 
 from longvie.errors import LongvieError
+from longvie.pyfunc.fields import INTEGER_FIELDS, MEDIA, TEXT_FIELDS
 
-# The media fields: name -> (file suffix, what it holds).
-MEDIA = {
-    "first_frame": (".png", "a PNG or JPEG image"),
-    "depth_video": (".mp4", "a depth video (grey, dark = near)"),
-    "depth": (".npy", "a NumPy .npy array (T, H, W) of raw depth (larger = farther)"),
-    "point_map_video": (".mp4", "a point-map video"),
-}
-TEXT_FIELDS = ("caption",)
-INTEGER_FIELDS = ("frames",)
+# Every column a request row may have.
 FIELDS = (*MEDIA, *(f"{name}_path" for name in MEDIA), *TEXT_FIELDS, *INTEGER_FIELDS)
 DEPTH_PERCENTILES = (5.0, 95.0)
 

@@ -13,43 +13,16 @@ MLflow params (``seed``, ``steps``, ``shift``, ``guidance``, ``solver``, ``histo
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 
+from longvie.pyfunc.spec import model_config_of
+
 SAMPLER_PARAMS = ("seed", "steps", "shift", "guidance", "solver", "history_frames")
 OUTPUT_COLUMNS = ("video", "frames", "width", "height", "fps", "seconds")
-
-
-def serving_spec(config) -> dict[str, Any]:
-    """What the logged model keeps of a ``LongvieConfig`` (its ``model_config``)."""
-    model = dataclasses.asdict(config.model)
-    model["pretrained"] = ""  # the weights are the model's own artifact
-    video = config.video
-    generation = config.generation
-    return {
-        "profile": config.profile_name,
-        "model": model,
-        "video": {"fps": video.fps, "clip_frames": video.clip_frames, "width": video.width,
-                  "height": video.height},
-        "sampler": {"seed": generation.seed, "steps": generation.steps,
-                    "shift": generation.shift, "guidance": generation.guidance,
-                    "solver": generation.solver, "history_frames": generation.history_frames},
-        "max_frames": config.serving.max_frames,
-    }
-
-
-def model_config_of(spec: dict[str, Any]):
-    """The :class:`ModelConfig` a spec was written from."""
-    from omegaconf import OmegaConf
-
-    from longvie.config.schema import ModelConfig
-
-    merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), spec["model"])
-    return OmegaConf.to_object(merged)
 
 
 class LongvieVideoModel(mlflow.pyfunc.PythonModel):

@@ -18,7 +18,8 @@ import numpy as np
 
 from longvie.config import LongvieConfig
 
-ENTRY = Path(__file__).with_name("entry.py")
+# The model file MLflow runs to load a version: the serving runtime's (referenced, not imported).
+ENTRY = Path(__file__).resolve().parents[1] / "serving" / "entry.py"
 WEIGHTS = "weights"
 
 
@@ -28,7 +29,7 @@ def signature(config: LongvieConfig):
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-    from longvie.serving.request import INTEGER_FIELDS, MEDIA, TEXT_FIELDS
+    from longvie.pyfunc.fields import INTEGER_FIELDS, MEDIA, TEXT_FIELDS
 
     inputs = Schema(
         [ColSpec("string", name, required=False) for name in MEDIA]
@@ -90,7 +91,7 @@ def save_pyfunc_model(config: LongvieConfig, weights_dir: Path, out_dir: Path) -
     import mlflow.pyfunc
     import pandas as pd
 
-    from longvie.serving.video_model import serving_spec
+    from longvie.pyfunc.spec import serving_spec
 
     package = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="longvie-code-") as code:
