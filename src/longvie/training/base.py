@@ -23,10 +23,10 @@ from longvie.atomic import replace_directory, write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.model.backbone import condition_of, i2v_input, latent_frames, unconditioned_input
 from longvie.model.losses import early_frame_weights, weighted_flow_matching_loss
-from longvie.ranks import barrier, is_rank_zero
+from longvie.ranks import is_rank_zero
 from longvie.training.draws import shard_start, step_draws
 from longvie.training.flow import noisy_and_target, sample_sigmas
-from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
+from longvie.training.sampling import Phase, phase_at, phases_from
 
 STEP_NAME = "base"
 
@@ -101,15 +101,7 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
     from longvie.training.clips import clip_records
     from longvie.training.latents import LatentDataset, encode_clips
-    from longvie.training.trainer import (
-        StepDataModule,
-        build_trainer,
-        claim_checkpoints,
-        data_stamp,
-        files_stamp,
-        fit_resumable,
-        mlflow_logger,
-    )
+    from longvie.training.trainer import data_stamp, files_stamp, fit_step
     from longvie.training.vae import STEP_NAME as VAE_STEP
     from longvie.training.vae import train_vae
 
@@ -130,25 +122,23 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     module = BaseModule(transformer, text_encoder, phases, base.learning_rate,
                         base.early_frame_lambda, base.shift, base.caption_dropout,
                         settings.trainer.seed)
-    run_tags = {"longvie.step": "base", "longvie.part": "dit", **(tags or {})}
-    if rank_zero:
-        claim_checkpoints(config, STEP_NAME, {
-            "base": dataclasses.asdict(base), "model": dataclasses.asdict(model),
-            "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
-            "vae": files_stamp(str(vae_dir)), "data": data_stamp(config)})
-    barrier()  # the latent cache is written and old checkpoints claimed
-    logger = (mlflow_logger(config, "base/dit", run_tags, step_name=STEP_NAME) if log_mlflow
-              else None)
-    held_out = LatentDataset(config, clip_records(config, ("val", "benchmark"), with_controls=True)
-                             [: base.heldout_clips])
+    held_out = (LatentDataset(config, clip_records(config, ("val", "benchmark"),
+                                                   with_controls=True)[: base.heldout_clips])
+                if rank_zero else None)
     # The same seed builds the same initial weights, so this is the loss training starts from.
     initial_loss = (heldout_loss(transformer.eval(), text_encoder.eval(), held_out, base.shift)
                     if rank_zero else None)
     transformer.train()
     text_encoder.train()
-    trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
-    data = StepDataModule(config, phases, lambda: LatentDataset(config, train_records))
-    steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    fitted = fit_step(
+        config, STEP_NAME, module, phases, lambda: LatentDataset(config, train_records),
+        stamp={"base": dataclasses.asdict(base), "model": dataclasses.asdict(model),
+               "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
+               "vae": files_stamp(str(vae_dir)), "data": data_stamp(config)},
+        run_name="base/dit", tags={"longvie.step": "base", "longvie.part": "dit", **(tags or {})},
+        log_mlflow=log_mlflow, progress=progress, callbacks=callbacks,
+        sync_after_claim=True)  # the other ranks wait for the latent cache and the claim
+    steps, logger = fitted.steps, fitted.logger
     if not rank_zero:  # rank 0 saves, reports and registers the one base
         return {"steps": steps, "rank_zero": False}
     transformer.eval()

@@ -162,12 +162,8 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
     from longvie.training.heldout import measure
     from longvie.training.sampling import Phase
     from longvie.training.trainer import (
-        StepDataModule,
         TrainingClock,
-        build_trainer,
-        claim_checkpoints,
-        fit_resumable,
-        mlflow_logger,
+        fit_step,
         modules_stamp,
         recorded_train_seconds,
     )
@@ -183,17 +179,15 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
     heldout_clips = heldout_controlled_clips(config)
     heldout = heldout_latents(codec, heldout_clips)
     before = measure(module, heldout, detailed=False)
-    claim_checkpoints(config, STEP_NAME, training_settings(config) | {
-        "data": train.stamp, "base": base_stamp(base_dir)}, code=modules_stamp(*CODE))
-    run_tags = {"longvie.step": "pretrain", "longvie.part": "control", **(tags or {})}
-    logger = (mlflow_logger(config, "pretrain/control", run_tags, step_name=STEP_NAME)
-              if log_mlflow else None)
-    trainer = build_trainer(config, STEP_NAME, settings.steps, logger, progress,
-                            (TrainingClock(), *callbacks))
-    phases = [Phase(config.video.clip_frames, settings.steps, settings.batch_size)]
     module.transformer.train()
-    steps = fit_resumable(trainer, module, StepDataModule(config, phases, lambda: train),
-                          config, STEP_NAME)
+    fitted = fit_step(
+        config, STEP_NAME, module,
+        [Phase(config.video.clip_frames, settings.steps, settings.batch_size)], lambda: train,
+        stamp=training_settings(config) | {"data": train.stamp, "base": base_stamp(base_dir)},
+        code=modules_stamp(*CODE), run_name="pretrain/control",
+        tags={"longvie.step": "pretrain", "longvie.part": "control", **(tags or {})},
+        log_mlflow=log_mlflow, progress=progress, callbacks=(TrainingClock(), *callbacks))
+    steps, logger = fitted.steps, fitted.logger
     module.transformer.eval()
     after = measure(module, heldout, detailed=False)
     vae = module.frozen.vae if decoder_dir is None else shipped_vae(decoder_dir)

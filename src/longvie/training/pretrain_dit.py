@@ -122,12 +122,8 @@ def pretrain_dit(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     from longvie.training.pretrain_eval import generation_figures
     from longvie.training.latents import vae_fingerprint
     from longvie.training.trainer import (
-        StepDataModule,
         TrainingClock,
-        build_trainer,
-        claim_checkpoints,
-        fit_resumable,
-        mlflow_logger,
+        fit_step,
         modules_stamp,
         recorded_train_seconds,
     )
@@ -152,22 +148,19 @@ def pretrain_dit(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
                                settings.early_frame_lambda, settings.shift,
                                settings.caption_dropout, seed, settings.warmup_steps,
                                settings.final_lr_fraction)
-    claim_checkpoints(config, STEP_NAME, {
-        "pretrain_dit": dataclasses.asdict(settings), "model": dataclasses.asdict(model),
-        "video": dataclasses.asdict(config.video), "seed": seed, "corpus": corpus_stamp,
-        "vae": vae_fingerprint(vae_dir),
-    }, code=modules_stamp(*CODE))
-    run_tags = {"longvie.step": "pretrain", "longvie.part": "dit", **(tags or {})}
-    logger = (mlflow_logger(config, "pretrain/dit", run_tags, step_name=STEP_NAME)
-              if log_mlflow else None)
     initial_loss = heldout_loss(transformer.eval(), text_encoder.eval(), heldout_latents,
                                 settings.shift)
     transformer.train()
     text_encoder.train()
-    trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress,
-                            (TrainingClock(),))
-    data = StepDataModule(config, phases, lambda: train)
-    steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    fitted = fit_step(
+        config, STEP_NAME, module, phases, lambda: train,
+        stamp={"pretrain_dit": dataclasses.asdict(settings), "model": dataclasses.asdict(model),
+               "video": dataclasses.asdict(config.video), "seed": seed, "corpus": corpus_stamp,
+               "vae": vae_fingerprint(vae_dir)},
+        code=modules_stamp(*CODE), run_name="pretrain/dit",
+        tags={"longvie.step": "pretrain", "longvie.part": "dit", **(tags or {})},
+        log_mlflow=log_mlflow, progress=progress, callbacks=(TrainingClock(),))
+    steps, logger = fitted.steps, fitted.logger
     transformer.eval()
     text_encoder.eval()
     loss = heldout_loss(transformer, text_encoder, heldout_latents, settings.shift)

@@ -82,12 +82,8 @@ def pretrain_vae(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     from longvie.model.backbone import build_vae
     from longvie.training.corpus_clips import CorpusClips
     from longvie.training.trainer import (
-        StepDataModule,
         TrainingClock,
-        build_trainer,
-        claim_checkpoints,
-        fit_resumable,
-        mlflow_logger,
+        fit_step,
         modules_stamp,
         recorded_train_seconds,
     )
@@ -100,23 +96,21 @@ def pretrain_vae(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     vae = build_vae(dataclasses.replace(config.model, pretrained=""))
     module = PretrainVaeModule(vae, phases, settings.learning_rate, settings.kl_weight, seed,
                                settings.warmup_steps, settings.final_lr_fraction)
-    claim_checkpoints(config, STEP_NAME, {
-        "pretrain_vae": dataclasses.asdict(settings), "model": dataclasses.asdict(config.model.vae),
-        "video": dataclasses.asdict(config.video), "seed": seed, "corpus": corpus_stamp,
-    }, code=modules_stamp(*CODE))
-    run_tags = {"longvie.step": "pretrain", "longvie.part": "vae", **(tags or {})}
-    logger = (mlflow_logger(config, "pretrain/vae", run_tags, step_name=STEP_NAME)
-              if log_mlflow else None)
-    trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress,
-                            (TrainingClock(),))
     video = config.video
 
     def corpus() -> CorpusClips:
         return CorpusClips(corpus_dir, video.clip_frames, video.width, video.height)
 
-    data = StepDataModule(config, phases, corpus)
-    steps = fit_resumable(trainer, module, data, config, STEP_NAME)
-    clips = data.dataset if data.dataset is not None else corpus()
+    fitted = fit_step(
+        config, STEP_NAME, module, phases, corpus,
+        stamp={"pretrain_vae": dataclasses.asdict(settings),
+               "model": dataclasses.asdict(config.model.vae),
+               "video": dataclasses.asdict(config.video), "seed": seed, "corpus": corpus_stamp},
+        code=modules_stamp(*CODE), run_name="pretrain/vae",
+        tags={"longvie.step": "pretrain", "longvie.part": "vae", **(tags or {})},
+        log_mlflow=log_mlflow, progress=progress, callbacks=(TrainingClock(),))
+    steps, logger = fitted.steps, fitted.logger
+    clips = fitted.data.dataset if fitted.data.dataset is not None else corpus()
     every = max(1, len(clips) // STATISTICS_CLIPS)
     set_latent_statistics(vae, [clips[i]["video"] for i in range(0, len(clips), every)]
                           [:STATISTICS_CLIPS])

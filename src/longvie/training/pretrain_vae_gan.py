@@ -21,7 +21,7 @@ from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.config.schema import AdversarialConfig
 from longvie.training.draws import shard_start
-from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
+from longvie.training.sampling import Phase, phase_at, phases_from
 from longvie.training.vae import crop_frames
 
 STEP_NAME = "pretrain_vae_gan"
@@ -104,12 +104,8 @@ def pretrain_vae_gan(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     from longvie.training.latents import vae_fingerprint
     from longvie.training.pretrain_vae import reconstruction_figures
     from longvie.training.trainer import (
-        StepDataModule,
         TrainingClock,
-        build_trainer,
-        claim_checkpoints,
-        fit_resumable,
-        mlflow_logger,
+        fit_step,
         modules_stamp,
         recorded_train_seconds,
     )
@@ -122,19 +118,16 @@ def pretrain_vae_gan(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     vae = AutoencoderKLWan.from_pretrained(vae_dir)
     module = AdversarialDecoderModule(vae, PatchDiscriminator(settings.discriminator_width),
                                       phases, settings.learning_rate, settings.weight, seed)
-    claim_checkpoints(config, step_name, {
-        "adversarial": dataclasses.asdict(settings), "vae": vae_fingerprint(vae_dir),
-        "video": dataclasses.asdict(config.video), "seed": seed, "corpus": corpus_stamp,
-    }, code=modules_stamp(*CODE))
-    run_tags = {"longvie.step": "pretrain", "longvie.part": part, **(tags or {})}
-    logger = (mlflow_logger(config, f"pretrain/{part}", run_tags, step_name=step_name)
-              if log_mlflow else None)
-    trainer = build_trainer(config, step_name, total_steps(phases), logger, progress,
-                            (TrainingClock(),))
     video = config.video
-    data = StepDataModule(config, phases, lambda: CorpusClips(corpus_dir, video.clip_frames,
-                                                              video.width, video.height))
-    steps = fit_resumable(trainer, module, data, config, step_name)
+    fitted = fit_step(
+        config, step_name, module, phases,
+        lambda: CorpusClips(corpus_dir, video.clip_frames, video.width, video.height),
+        stamp={"adversarial": dataclasses.asdict(settings), "vae": vae_fingerprint(vae_dir),
+               "video": dataclasses.asdict(config.video), "seed": seed, "corpus": corpus_stamp},
+        code=modules_stamp(*CODE), run_name=f"pretrain/{part}",
+        tags={"longvie.step": "pretrain", "longvie.part": part, **(tags or {})},
+        log_mlflow=log_mlflow, progress=progress, callbacks=(TrainingClock(),))
+    steps, logger = fitted.steps, fitted.logger
     figures = reconstruction_figures(vae, [item["video"] for item in heldout])
     out_dir = model_dir(config, step_name)
     staging = out_dir.with_name(".model.partial")

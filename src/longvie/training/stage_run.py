@@ -106,16 +106,7 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     from longvie.training.samples import write_sample_gif
     from longvie.training.stage_data import StageDataset
     from longvie.training.stages import ControllerModule
-    from longvie.training.trainer import (
-        StepDataModule,
-        build_trainer,
-        claim_checkpoints,
-        data_stamp,
-        files_stamp,
-        fit_resumable,
-        mlflow_logger,
-        resume_path,
-    )
+    from longvie.training.trainer import data_stamp, files_stamp, fit_step
 
     if key not in STAGES:
         raise LongvieError(f"stage={key!r}: the controller stages are {sorted(STAGES)}")
@@ -147,27 +138,20 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
         callbacks = (*callbacks, curve)
 
     train_records = stage_records(config, spec, ("train",))
-    if rank_zero:
-        claim_checkpoints(config, spec.name, {
-            "stage": dataclasses.asdict(settings), "model": dataclasses.asdict(config.model),
-            "base": dataclasses.asdict(config.training.base),
-            "video": dataclasses.asdict(config.video), "seed": config.training.trainer.seed,
-            "start": files_stamp(source), "data": data_stamp(config)})
-    resumed = resume_path(config, spec.name) is not None
-    run_tags = {"longvie.step": spec.name, **(tags or {})}
-    logger = (mlflow_logger(config, spec.name, run_tags, step_name=spec.name) if log_mlflow
-              else None)
-    if logger is not None and not resumed:
-        logger.log_hyperparams(flatten(dataclasses.asdict(config)))
-    phases = [Phase(config.video.clip_frames, settings.steps, settings.batch_size)]
-    trainer = build_trainer(config, spec.name, settings.steps, logger, progress, callbacks)
-    data = StepDataModule(config, phases, lambda: StageDataset(
-        config, train_records,
-        spec.inputs(config.model.condition_encoding, config.model.sparse_control)))
     module.transformer.train()
-    train_started = time.perf_counter()
-    steps = fit_resumable(trainer, module, data, config, spec.name)
-    train_seconds = time.perf_counter() - train_started
+    fitted = fit_step(
+        config, spec.name, module,
+        [Phase(config.video.clip_frames, settings.steps, settings.batch_size)],
+        lambda: StageDataset(config, train_records, spec.inputs(
+            config.model.condition_encoding, config.model.sparse_control)),
+        stamp={"stage": dataclasses.asdict(settings), "model": dataclasses.asdict(config.model),
+               "base": dataclasses.asdict(config.training.base),
+               "video": dataclasses.asdict(config.video), "seed": config.training.trainer.seed,
+               "start": files_stamp(source), "data": data_stamp(config)},
+        run_name=spec.name, tags={"longvie.step": spec.name, **(tags or {})},
+        log_mlflow=log_mlflow, progress=progress, callbacks=callbacks,
+        hyperparams=flatten(dataclasses.asdict(config)))
+    steps, train_seconds, logger = fitted.steps, fitted.seconds, fitted.logger
     if not rank_zero:  # rank 0 measures, saves, reports and registers the one model
         return {"stage": spec.name, "steps": steps, "rank_zero": False}
     after = measure(module, held_out, conditions)

@@ -10,6 +10,7 @@ nodes come from ``training.trainer`` (ddp / fsdp / deepspeed on clusters; one CP
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from longvie.atomic import write_atomically
 from longvie.config import LongvieConfig
-from longvie.ranks import is_rank_zero
+from longvie.ranks import barrier, is_rank_zero
 from longvie.training.sampling import Phase, StepBatchSampler, total_steps
 
 LAST = "last.ckpt"
@@ -242,6 +243,44 @@ def fit_resumable(trainer: L.Trainer, module: L.LightningModule, datamodule,
 
 
 TRAIN_SECONDS_KEY = "longvie_train_seconds"
+
+
+@dataclass
+class Fitted:
+    """What :func:`fit_step` leaves the caller: the optimizer step reached, the seconds the fit
+    took, the MLflow logger (None without MLflow), the data module (its dataset, once built) and
+    the Lightning trainer (its last logged metrics)."""
+
+    steps: int
+    seconds: float
+    logger: object | None
+    data: StepDataModule
+    trainer: L.Trainer
+
+
+def fit_step(config: LongvieConfig, step_name: str, module: L.LightningModule,
+             phases: list[Phase], dataset: Callable[[], Dataset], *, stamp: dict,
+             run_name: str, tags: dict[str, str], log_mlflow: bool = True,
+             progress: bool = True, callbacks: tuple = (), code: str | None = None,
+             hyperparams: dict | None = None, sync_after_claim: bool = False) -> Fitted:
+    """The chain every training shares (the base, the VAE, the stages, each pretraining part):
+    keep the step's checkpoints only if they were made for ``stamp`` (rank 0 decides; with
+    ``sync_after_claim`` the other ranks wait for it), open the MLflow logger (continuing the
+    step's run when it resumes; ``hyperparams`` logged on a fresh run), build the Lightning
+    trainer and fit ``module`` over ``phases`` from the last checkpoint."""
+    if is_rank_zero():
+        claim_checkpoints(config, step_name, stamp, code=code)
+    if sync_after_claim:
+        barrier()
+    resumed = resume_path(config, step_name) is not None
+    logger = mlflow_logger(config, run_name, tags, step_name=step_name) if log_mlflow else None
+    if logger is not None and hyperparams is not None and not resumed:
+        logger.log_hyperparams(hyperparams)
+    trainer = build_trainer(config, step_name, total_steps(phases), logger, progress, callbacks)
+    data = StepDataModule(config, phases, dataset)
+    started = time.perf_counter()
+    steps = fit_resumable(trainer, module, data, config, step_name)
+    return Fitted(steps, time.perf_counter() - started, logger, data, trainer)
 
 
 class TrainingClock(Callback):

@@ -22,7 +22,7 @@ from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.ranks import barrier, is_rank_zero
 from longvie.training.draws import shard_start
-from longvie.training.sampling import Phase, phase_at, phases_from, total_steps
+from longvie.training.sampling import Phase, phase_at, phases_from
 
 STEP_NAME = "vae"
 
@@ -112,14 +112,7 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     """Train (resuming from the last checkpoint if one exists) and save ``paths.models/vae``."""
     from longvie.model.backbone import build_vae
     from longvie.training.clips import ClipDataset, clip_records
-    from longvie.training.trainer import (
-        StepDataModule,
-        build_trainer,
-        claim_checkpoints,
-        data_stamp,
-        fit_resumable,
-        mlflow_logger,
-    )
+    from longvie.training.trainer import data_stamp, fit_step
 
     started = time.perf_counter()
     phases = phases_from(config.training.vae.phases)
@@ -128,18 +121,16 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     vae = build_vae(config.model)
     module = VaeModule(vae, phases, settings.vae.learning_rate, settings.vae.kl_weight,
                        settings.trainer.seed)
-    run_tags = {"longvie.step": "base", "longvie.part": "vae", **(tags or {})}
-    if is_rank_zero():
-        claim_checkpoints(config, STEP_NAME, {
-            "vae": dataclasses.asdict(settings.vae), "model": dataclasses.asdict(config.model.vae),
-            "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
-            "data": data_stamp(config)})
-    logger = (mlflow_logger(config, "base/vae", run_tags, step_name=STEP_NAME) if log_mlflow
-              else None)
-    trainer = build_trainer(config, STEP_NAME, total_steps(phases), logger, progress, callbacks)
-    data = StepDataModule(config, phases, lambda: ClipDataset(
-        clip_records(config, ("train",)), config.training.trainer.preload))
-    steps = fit_resumable(trainer, module, data, config, STEP_NAME)
+    fitted = fit_step(
+        config, STEP_NAME, module, phases,
+        lambda: ClipDataset(clip_records(config, ("train",)), config.training.trainer.preload),
+        stamp={"vae": dataclasses.asdict(settings.vae),
+               "model": dataclasses.asdict(config.model.vae),
+               "video": dataclasses.asdict(config.video), "seed": settings.trainer.seed,
+               "data": data_stamp(config)},
+        run_name="base/vae", tags={"longvie.step": "base", "longvie.part": "vae", **(tags or {})},
+        log_mlflow=log_mlflow, progress=progress, callbacks=callbacks)
+    steps, metrics = fitted.steps, fitted.trainer.callback_metrics
     out_dir = Path(config.paths.models) / STEP_NAME / "model"
     if not is_rank_zero():  # rank 0 saves the one VAE folder; the others read it after it
         barrier()
@@ -155,8 +146,7 @@ def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     return {
         "steps": steps,
         "heldout_psnr_db": round(psnr, 2),
-        "final_loss": (float(trainer.callback_metrics["vae/loss"])
-                       if "vae/loss" in trainer.callback_metrics else None),
+        "final_loss": float(metrics["vae/loss"]) if "vae/loss" in metrics else None,
         "seconds": round(time.perf_counter() - started, 2),
         "model": str(out_dir),
     }
