@@ -94,6 +94,19 @@ def heldout_loss(transformer, text_encoder, dataset, shift: float, seed: int = 1
     return sum(losses) / len(losses)
 
 
+def save_base(config: LongvieConfig, transformer, text_encoder, vae_step_dir: Path) -> Path:
+    """The base model folder (transformer, caption encoder, the VAE step's model), written whole
+    beside its place and swapped in."""
+    out_dir = Path(config.paths.models) / STEP_NAME / "model"
+    staging = out_dir.with_name(".model.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    transformer.save_pretrained(staging / "transformer")
+    text_encoder.save_pretrained(staging / "text_encoder")
+    shutil.copytree(vae_step_dir / "model", staging / "vae")
+    replace_directory(staging, out_dir)
+    return out_dir
+
+
 def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
                callbacks: tuple = (), tags: dict[str, str] | None = None) -> dict:
     """VAE pretraining, latent cache, DiT pretraining; writes ``paths.models/base``."""
@@ -143,13 +156,7 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
         return {"steps": steps, "rank_zero": False}
     transformer.eval()
     text_encoder.eval()
-    out_dir = Path(config.paths.models) / STEP_NAME / "model"
-    staging = out_dir.with_name(".model.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    transformer.save_pretrained(staging / "transformer")
-    text_encoder.save_pretrained(staging / "text_encoder")
-    shutil.copytree(Path(config.paths.models) / VAE_STEP / "model", staging / "vae")
-    replace_directory(staging, out_dir)
+    out_dir = save_base(config, transformer, text_encoder, Path(config.paths.models) / VAE_STEP)
     report = {
         "steps": steps,
         "seconds": round(time.perf_counter() - started, 2),

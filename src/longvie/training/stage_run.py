@@ -95,17 +95,12 @@ def stage_records(config: LongvieConfig, spec: StageSpec, splits: tuple[str, ...
 
 def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlflow: bool = True,
                 callbacks: tuple = (), tags: dict[str, str] | None = None) -> dict:
-    import lightning as L
-
-    from longvie.model.folder import load_generator, save_stage_model
-    from longvie.plots import plot_losses
+    from longvie.model.folder import save_stage_model
     from longvie.tracking import flatten
     from longvie.training.heldout import degraded_conditions, measure
-    from longvie.training.heldout_curve import HeldoutCurve, write_curve
+    from longvie.training.heldout_curve import HeldoutCurve
     from longvie.training.sampling import Phase
-    from longvie.training.samples import write_sample_gif
     from longvie.training.stage_data import StageDataset
-    from longvie.training.stages import ControllerModule
     from longvie.training.trainer import data_stamp, files_stamp, fit_step
 
     if key not in STAGES:
@@ -115,19 +110,8 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
     started = time.perf_counter()
     source = start_source(config, spec)
     start_stamp = source_stamp(source)
-    L.seed_everything(config.training.trainer.seed, workers=True, verbose=False)
-    parts = load_generator(source, config.model, with_controller=True)
-    if config.training.trainer.gradient_checkpointing:
-        parts.transformer.base.enable_gradient_checkpointing()
-    base = config.training.base
-    module = ControllerModule(spec, settings, parts.transformer, parts.text_encoder, parts.vae,
-                              base.shift, base.caption_dropout, config.training.trainer.seed,
-                              config.model.condition_encoding, config.model.sparse_control)
-    inputs = dataclasses.replace(
-        spec.inputs(config.model.condition_encoding, config.model.sparse_control),
-        first_frame=True)
-    held_out = StageDataset(config, stage_records(config, spec, ("val", "benchmark"))
-                            [: settings.heldout_clips], inputs)
+    module = stage_module(config, spec, source)
+    held_out = heldout_dataset(config, spec)
     rank_zero = is_rank_zero()  # the other ranks of a DDP run only train
     conditions, kinds = (degraded_conditions(module, held_out)
                          if spec.first_frame_degradation and rank_zero else (None, None))
@@ -161,13 +145,7 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
                                extra={"started_from": source,
                                       "started_from_stamp": start_stamp})
     reports = Path(config.paths.reports)
-    pictures = [plot_losses(module.losses, reports / f"train_{key}_loss.png",
-                            f"stage {key}: training loss")] if module.losses else []
-    gif = write_sample_gif(module, held_out, reports / f"train_{key}_sample.gif", config.video.fps)
-    pictures += [gif] if gif is not None else []
-    if curve is not None:
-        pictures += write_curve(curve.points, reports / f"train_{key}_curve.png",
-                                f"stage {key}: held-out loss while training")[:1]
+    pictures = stage_pictures(module, held_out, curve, reports, key, config.video.fps)
     heldout = {f"loss_{name}": value for name, value in after.items()}
     heldout |= {f"loss_{name}_{spec.previous}": value for name, value in before.items()}
     heldout["clips"] = len(held_out)
@@ -194,6 +172,52 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
                                         report_path)
         write_json_atomically(report_path, report)
     return report
+
+
+def heldout_dataset(config: LongvieConfig, spec: StageSpec):
+    """The stage's held-out clips (validation and benchmark splits), always with their real
+    first frames: the degraded-frame comparison degrades them."""
+    from longvie.training.stage_data import StageDataset
+
+    inputs = dataclasses.replace(
+        spec.inputs(config.model.condition_encoding, config.model.sparse_control),
+        first_frame=True)
+    clips = stage_records(config, spec, ("val", "benchmark"))
+    return StageDataset(config, clips[: getattr(config.training, spec.name).heldout_clips], inputs)
+
+
+def stage_module(config: LongvieConfig, spec: StageSpec, source: str):
+    """The stage's LightningModule over the model folder ``source`` (seeded, as every stage)."""
+    import lightning as L
+
+    from longvie.model.folder import load_generator
+    from longvie.training.stages import ControllerModule
+
+    L.seed_everything(config.training.trainer.seed, workers=True, verbose=False)
+    parts = load_generator(source, config.model, with_controller=True)
+    if config.training.trainer.gradient_checkpointing:
+        parts.transformer.base.enable_gradient_checkpointing()
+    base = config.training.base
+    return ControllerModule(spec, getattr(config.training, spec.name), parts.transformer,
+                            parts.text_encoder, parts.vae, base.shift, base.caption_dropout,
+                            config.training.trainer.seed, config.model.condition_encoding,
+                            config.model.sparse_control)
+
+
+def stage_pictures(module, held_out, curve, reports: Path, key: str, fps: int) -> list[Path]:
+    """The loss curve, a held-out sample GIF and the held-out curve (when one was taken)."""
+    from longvie.plots import plot_losses
+    from longvie.training.heldout_curve import write_curve
+    from longvie.training.samples import write_sample_gif
+
+    pictures = [plot_losses(module.losses, reports / f"train_{key}_loss.png",
+                            f"stage {key}: training loss")] if module.losses else []
+    gif = write_sample_gif(module, held_out, reports / f"train_{key}_sample.gif", fps)
+    pictures += [gif] if gif is not None else []
+    if curve is not None:
+        pictures += write_curve(curve.points, reports / f"train_{key}_curve.png",
+                                f"stage {key}: held-out loss while training")[:1]
+    return pictures
 
 
 def _log_outcome(config, logger, spec, report, out_dir, pictures, report_path) -> dict:
