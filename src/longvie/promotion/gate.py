@@ -88,79 +88,101 @@ def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig,
     seeds = {name: {seed: _row(f"{name}[seed {seed}]", row) for seed, row in rows.items()}
              for name, rows in (per_seed or {}).items()}
     compared = [CANDIDATE, *gate.baselines, *([CHAMPION] if CHAMPION in table else [])]
-    reasons: list[str] = []
-    checks: dict[str, bool] = {}
-    comparisons: list[Comparison] = []
-
-    used: list[str] = []
+    judging = _Judging(gate, table, seeds)
     for metric in gate.metrics:
         lacking = [name for name in compared if table[name].get(metric) is None]
         if lacking:
-            reasons.append(f"{metric} is left out of the composite score: no value for "
-                           f"{_and(lacking)}")
+            judging.reasons.append(f"{metric} is left out of the composite score: no value for "
+                                   f"{_and(lacking)}")
         else:
-            used.append(metric)
-    composite = {name: _composite(table[name], used, gate) for name in compared}
-    candidate = table[CANDIDATE]
-
-    beats_baselines = True
-    for baseline in gate.baselines:
-        for metric in gate.must_beat_baselines:
-            ours, theirs = candidate.get(metric), table[baseline].get(metric)
-            if ours is None or theirs is None:
-                ok = False
-                lacking = _and([n for n, v in ((CANDIDATE, ours), (baseline, theirs)) if v is None])
-                reasons.append(f"{metric} cannot show the candidate beats the {baseline} "
-                               f"baseline: no value for {lacking}")
-            else:
-                comparison = _compare(baseline, metric, ours, theirs,
-                                      gate.metrics[metric].direction, seeds, gate)
-                comparisons.append(comparison)
-                ok = comparison.won
-                if not ok:
-                    reasons.append(
-                        f"{metric} {_fmt(ours)} does not beat the {baseline} baseline's "
-                        f"{_fmt(theirs)} ({gate.metrics[metric].direction} is better): "
-                        f"{comparison.margin()}")
-            checks[f"beats_{baseline}.{metric}"] = ok
-            beats_baselines &= ok
-        comparison = _compare_composite(baseline, composite, used, seeds, gate)
-        comparisons.append(comparison)
-        ok = comparison.won
-        if not ok:
-            reasons.append(f"composite score {_fmt(composite[CANDIDATE])} does not beat the "
-                           f"{baseline} baseline's {_fmt(composite[baseline])}: "
-                           f"{comparison.margin()}")
-        checks[f"beats_{baseline}.composite"] = ok
-        beats_baselines &= ok
-
+            judging.used.append(metric)
+    judging.composite = {name: _composite(table[name], judging.used, gate) for name in compared}
+    # A list, not a generator: every baseline is judged, so a challenger gets every reason.
+    beats_baselines = all([_beats_baseline(judging, baseline) for baseline in gate.baselines])
     if CHAMPION not in table:
         if beats_baselines:
-            reasons.insert(0, f"no champion yet: the candidate beats {_and(gate.baselines)} on "
-                              f"{_and(gate.must_beat_baselines)} and on the composite score "
-                              f"({_scores(composite)})")
-        return Decision(CHAMPION if beats_baselines else "challenger", reasons, composite, checks,
-                        comparisons)
+            judging.reasons.insert(
+                0, f"no champion yet: the candidate beats {_and(gate.baselines)} on "
+                   f"{_and(gate.must_beat_baselines)} and on the composite score "
+                   f"({_scores(judging.composite)})")
+        return judging.decision(CHAMPION if beats_baselines else "challenger")
+    return _against_champion(judging, beats_baselines)
 
-    champion = table[CHAMPION]
+
+@dataclass
+class _Judging:
+    """What the checks of one decision read and collect."""
+
+    gate: PromotionConfig
+    table: dict[str, dict[str, float | None]]
+    seeds: dict[str, dict[str, dict[str, float | None]]]
+    used: list[str] = field(default_factory=list)  # the metrics every compared model has
+    composite: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    def decision(self, verdict: str) -> Decision:
+        return Decision(verdict, self.reasons, self.composite, self.checks, self.comparisons)
+
+
+def _beats_baseline(judging: _Judging, baseline: str) -> bool:
+    """The candidate against one baseline on each must-beat metric and the composite score."""
+    gate, candidate = judging.gate, judging.table[CANDIDATE]
+    beats = True
+    for metric in gate.must_beat_baselines:
+        ours, theirs = candidate.get(metric), judging.table[baseline].get(metric)
+        if ours is None or theirs is None:
+            ok = False
+            lacking = _and([n for n, v in ((CANDIDATE, ours), (baseline, theirs)) if v is None])
+            judging.reasons.append(f"{metric} cannot show the candidate beats the {baseline} "
+                                   f"baseline: no value for {lacking}")
+        else:
+            comparison = _compare(baseline, metric, ours, theirs,
+                                  gate.metrics[metric].direction, judging.seeds, gate)
+            judging.comparisons.append(comparison)
+            ok = comparison.won
+            if not ok:
+                judging.reasons.append(
+                    f"{metric} {_fmt(ours)} does not beat the {baseline} baseline's "
+                    f"{_fmt(theirs)} ({gate.metrics[metric].direction} is better): "
+                    f"{comparison.margin()}")
+        judging.checks[f"beats_{baseline}.{metric}"] = ok
+        beats &= ok
+    composite = judging.composite
+    comparison = _compare_composite(baseline, composite, judging.used, judging.seeds, gate)
+    judging.comparisons.append(comparison)
+    if not comparison.won:
+        judging.reasons.append(f"composite score {_fmt(composite[CANDIDATE])} does not beat the "
+                               f"{baseline} baseline's {_fmt(composite[baseline])}: "
+                               f"{comparison.margin()}")
+    judging.checks[f"beats_{baseline}.composite"] = comparison.won
+    return beats and comparison.won
+
+
+def _against_champion(judging: _Judging, beats_baselines: bool) -> Decision:
+    """With a champion: the composite margin over it, and no metric regressing beyond its
+    tolerance."""
+    gate, composite = judging.gate, judging.composite
+    candidate, champion = judging.table[CANDIDATE], judging.table[CHAMPION]
     ahead = composite[CANDIDATE] - composite[CHAMPION]
-    against_champion = _compare_composite(CHAMPION, composite, used, seeds, gate)
-    comparisons.append(against_champion)
+    against_champion = _compare_composite(CHAMPION, composite, judging.used, judging.seeds, gate)
+    judging.comparisons.append(against_champion)
     beats_margin = ahead > gate.margin and against_champion.won
-    checks["beats_champion.composite_margin"] = beats_margin
+    judging.checks["beats_champion.composite_margin"] = beats_margin
     regressions = 0
-    for metric in used:
+    for metric in judging.used:
         rule = gate.metrics[metric]
         ours, theirs = candidate[metric], champion[metric]
         worse_by = (theirs - ours) if rule.direction == "higher" else (ours - theirs)
         # Exactly the tolerance is allowed: 0.43 - 0.42 must not read as 0.0100000001 > 0.01.
         ok = worse_by <= rule.tolerance or math.isclose(worse_by, rule.tolerance, abs_tol=1e-12)
-        checks[f"within_tolerance.{metric}"] = ok
+        judging.checks[f"within_tolerance.{metric}"] = ok
         if not ok:
             regressions += 1
-            reasons.append(f"{metric} {_fmt(ours)} regresses beyond tolerance "
-                           f"{_fmt(rule.tolerance)} against the champion's {_fmt(theirs)} "
-                           f"({rule.direction} is better)")
+            judging.reasons.append(f"{metric} {_fmt(ours)} regresses beyond tolerance "
+                                   f"{_fmt(rule.tolerance)} against the champion's "
+                                   f"{_fmt(theirs)} ({rule.direction} is better)")
     needed = max(gate.margin, against_champion.needed)
     if beats_margin:
         verdict = (f"composite score {_fmt(composite[CANDIDATE])} beats the champion's "
@@ -174,13 +196,14 @@ def decide(models: ModelsTable, config: PromotionConfig | LongvieConfig,
                    f"difference {_fmt(ahead)})")
     promoted = beats_baselines and beats_margin and regressions == 0
     if promoted:
-        reasons[:0] = [f"the candidate beats {_and(gate.baselines)} on "
-                       f"{_and(gate.must_beat_baselines)} and on the composite score", verdict,
-                       "no gate metric regresses beyond its tolerance against the champion"]
+        judging.reasons[:0] = [f"the candidate beats {_and(gate.baselines)} on "
+                               f"{_and(gate.must_beat_baselines)} and on the composite score",
+                               verdict,
+                               "no gate metric regresses beyond its tolerance against the "
+                               "champion"]
     elif not beats_margin:
-        reasons.append(verdict)
-    return Decision(CHAMPION if promoted else "challenger", reasons, composite, checks,
-                    comparisons)
+        judging.reasons.append(verdict)
+    return judging.decision(CHAMPION if promoted else "challenger")
 
 
 def _compare(against: str, metric: str, ours: float, theirs: float, direction: str,
