@@ -172,8 +172,7 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
         if previous.get("stamp") == stamp and artifacts_intact(previous):
             return {**previous, "up_to_date": True}
 
-    from longvie.benchmark.features import feature_metrics
-    from longvie.benchmark.scoring import QUALITY_METRICS, average_metrics
+    from longvie.benchmark.scoring import average_metrics
     from longvie.generation.sources import stored_video
 
     skipped = dict(UNWIRED)
@@ -191,22 +190,9 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
             loaded[entry.folder] = load_model(config, entry.folder)
         parts = loaded.get(entry.folder)
         runs = seeds if parts is not None else seeds[:1]  # the static video has no noise
-        by_seed: dict[int, list[dict]] = {seed: [] for seed in runs}
-        for video in videos:
-            reference = references[video.source_id]
-            generated = regenerate(config, entry, parts, video, len(reference), runs, progress)
-            scores = score(config, video, generated[0], reference, disparity)
-            scores["metrics"].update(feature_metrics(config, generated[0], skipped))
-            repeats = [score(config, video, other, reference, None, quality_only=True)
-                       for other in generated[1:]]
-            for seed, seeded in zip(runs, [scores, *repeats], strict=True):
-                by_seed[seed].append(seeded["metrics"])
-            per_video[entry.name][video.source_id] = seed_means(scores, repeats)
-            outputs.setdefault(video.source_id, []).append(generated[0])
-        per_seed[entry.name] = {}
-        for seed, rows in by_seed.items():
-            means = average_metrics(rows)
-            per_seed[entry.name][str(seed)] = {k: means[k] for k in QUALITY_METRICS}
+        per_video[entry.name], per_seed[entry.name] = _score_contender(
+            config, entry, parts, videos, references, runs, (disparity, skipped), outputs,
+            progress)
     models = {name: average_metrics([v["metrics"] for v in by_video.values()])
               for name, by_video in per_video.items()}
     per_clip = {name: _mean_series([v["per_clip"] for v in by_video.values()])
@@ -242,6 +228,37 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
         report["mlflow_run_id"] = _log_run(config, report, pictures, tags)
     write_json_atomically(report_path, report)
     return report
+
+
+def _score_contender(config: LongvieConfig, entry: Contender, parts, videos: list,
+                     references: dict, runs: list[int], depth: tuple, outputs: dict,
+                     progress: bool) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Regenerate every video with ``entry`` for each seed in ``runs`` and score it: the full
+    scores of the first seed, the gate's figures of the others. Returns the per-video means
+    over seeds and the per-seed means over videos; each first-seed video goes to ``outputs``.
+    ``depth``: the depth model for the depth metrics and the dict of metrics skipped."""
+    from longvie.benchmark.features import feature_metrics
+    from longvie.benchmark.scoring import QUALITY_METRICS, average_metrics
+
+    disparity, skipped = depth
+    by_seed: dict[int, list[dict]] = {seed: [] for seed in runs}
+    per_video: dict[str, dict] = {}
+    for video in videos:
+        reference = references[video.source_id]
+        generated = regenerate(config, entry, parts, video, len(reference), runs, progress)
+        scores = score(config, video, generated[0], reference, disparity)
+        scores["metrics"].update(feature_metrics(config, generated[0], skipped))
+        repeats = [score(config, video, other, reference, None, quality_only=True)
+                   for other in generated[1:]]
+        for seed, seeded in zip(runs, [scores, *repeats], strict=True):
+            by_seed[seed].append(seeded["metrics"])
+        per_video[video.source_id] = seed_means(scores, repeats)
+        outputs.setdefault(video.source_id, []).append(generated[0])
+    per_seed = {}
+    for seed, rows in by_seed.items():
+        means = average_metrics(rows)
+        per_seed[str(seed)] = {k: means[k] for k in QUALITY_METRICS}
+    return per_video, per_seed
 
 
 def artifact_digests(pictures: dict[str, list[Path]]) -> dict[str, str]:
