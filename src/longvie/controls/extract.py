@@ -241,7 +241,6 @@ def _extract_into(
 
     if not plan.clips:
         raise LongvieError(f"source {plan.source_id} has no curated clips")
-    curated = Path(config.paths.curated)
     video = config.video
     queries = grid_queries(video.width, video.height, config.controls.track_grid)
     gt: GroundTruth | None = None
@@ -252,8 +251,60 @@ def _extract_into(
     timings = {"depth_seconds": 0.0, "tracks_seconds": 0.0, "frames": 0,
                "evaluation_depth_seconds": 0.0, "evaluation_tracks_seconds": 0.0}
 
-    # Pass 1: raw disparity and tracks per clip (and the estimators on held-out ground truth);
-    # the first frames' RGB is kept for the preview.
+    # Pass 1: raw disparity and tracks per clip (and the estimators on held-out ground truth).
+    preview_rgb = _raw_pass(plan, config, estimators, gt, queries, scratch, tracking, timings)
+
+    # Pass 2: the global bounds of the whole video (and of the prediction, when evaluating).
+    count = len(plan.clips)
+    percentiles = _percentile_settings(config)
+    bounds = global_bounds(lambda: scratch.chunks(count, "disparity"), **percentiles)
+    predicted_bounds = (
+        global_bounds(lambda: scratch.chunks(count, "predicted"), **percentiles)
+        if plan.evaluate
+        else None
+    )
+
+    # Pass 3: normalised depth + point maps per clip; the preview from the first frames.
+    depth_stats = DepthStats() if plan.evaluate else None
+    clips_meta, preview = _normalised_pass(plan, config, queries, scratch, staging,
+                                           (bounds, predicted_bounds), depth_stats, preview_rgb)
+    shutil.rmtree(scratch.folder)
+    write_gif(staging / PREVIEW_NAME, preview[: config.controls.preview_frames], video.fps)
+
+    meta = {
+        "format": FORMAT_VERSION,
+        "source_id": plan.source_id,
+        "source_path": plan.source_path,
+        "split": plan.split,
+        "kind": plan.kind,
+        "convention": CONVENTION,
+        "bounds": bounds.as_dict(),
+        "percentiles": percentiles,
+        "frames": timings["frames"],
+        "clips": clips_meta,
+        "queries": int(len(queries)),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "depth_model": (
+            {"kind": config.controls.depth.kind, "model": config.controls.depth.model}
+            if plan.kind == "estimated" or plan.evaluate
+            else None
+        ),
+    }
+    if plan.evaluate:
+        meta["accuracy"] = {"tracking": tracking.to_json(), "depth": depth_stats.to_json(),
+                            "predicted_bounds": predicted_bounds.as_dict()}
+    return meta
+
+
+def _raw_pass(plan: SourcePlan, config: LongvieConfig, estimators: Estimators,
+              gt: GroundTruth | None, queries: np.ndarray, scratch: _Scratch,
+              tracking: TrackingStats | None, timings: dict) -> list[np.ndarray]:
+    """Raw disparity and tracks of every clip into ``scratch`` (with ``plan.evaluate``, the
+    estimators' too, scored against the ground truth); returns the first frames' RGB kept for
+    the preview."""
+    from longvie.controls import engine
+
+    curated = Path(config.paths.curated)
     preview_rgb: list[np.ndarray] = []
     for index, row in enumerate(plan.clips):
         frames = _read_clip(curated, row)
@@ -283,19 +334,17 @@ def _extract_into(
             predicted_xy, predicted_visible = estimators.tracks(frames, queries)
             timings["evaluation_tracks_seconds"] += time.perf_counter() - tick
             tracking.add(predicted_xy, predicted_visible, xy, visible)
+    return preview_rgb
 
-    # Pass 2: the global bounds of the whole video (and of the prediction, when evaluating).
-    count = len(plan.clips)
-    percentiles = _percentile_settings(config)
-    bounds = global_bounds(lambda: scratch.chunks(count, "disparity"), **percentiles)
-    predicted_bounds = (
-        global_bounds(lambda: scratch.chunks(count, "predicted"), **percentiles)
-        if plan.evaluate
-        else None
-    )
 
-    # Pass 3: normalised depth + point maps per clip; the preview from the first frames.
-    depth_stats = DepthStats() if plan.evaluate else None
+def _normalised_pass(plan: SourcePlan, config: LongvieConfig, queries: np.ndarray,
+                     scratch: _Scratch, staging: Path, bounds: tuple,
+                     depth_stats: DepthStats | None, preview_rgb: list[np.ndarray]
+                     ) -> tuple[list[dict], list[np.ndarray]]:
+    """Each clip's normalised depth and point map written to ``staging`` (``bounds``: the
+    video's, and the prediction's when evaluating); returns the clips' entries for ``meta.json``
+    and the preview frames."""
+    bounds, predicted_bounds = bounds
     preview: list[np.ndarray] = []
     clips_meta = []
     for index, row in enumerate(plan.clips):
@@ -318,32 +367,7 @@ def _extract_into(
             if len(preview) >= len(preview_rgb):
                 break
             preview.append(_preview_frame(preview_rgb[len(preview)], depth[t], point_map[t]))
-    shutil.rmtree(scratch.folder)
-    write_gif(staging / PREVIEW_NAME, preview[: config.controls.preview_frames], video.fps)
-
-    meta = {
-        "format": FORMAT_VERSION,
-        "source_id": plan.source_id,
-        "source_path": plan.source_path,
-        "split": plan.split,
-        "kind": plan.kind,
-        "convention": CONVENTION,
-        "bounds": bounds.as_dict(),
-        "percentiles": percentiles,
-        "frames": timings["frames"],
-        "clips": clips_meta,
-        "queries": int(len(queries)),
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-        "depth_model": (
-            {"kind": config.controls.depth.kind, "model": config.controls.depth.model}
-            if plan.kind == "estimated" or plan.evaluate
-            else None
-        ),
-    }
-    if plan.evaluate:
-        meta["accuracy"] = {"tracking": tracking.to_json(), "depth": depth_stats.to_json(),
-                            "predicted_bounds": predicted_bounds.as_dict()}
-    return meta
+    return clips_meta, preview
 
 
 def _percentile_settings(config: LongvieConfig) -> dict:
