@@ -23,7 +23,7 @@ import torch
 from longvie.generation.plan import ClipSpan, plan_clips
 from longvie.model.backbone import LatentCodec
 from longvie.model.sampler import ClipInputs, sample_clip
-from longvie.training.clips import batch_to_frames, video_tensor
+from longvie.training.clips import batch_to_frames, first_frame_controls, video_tensor
 
 HISTORY_NOISE_BLEND = 0.074
 
@@ -116,17 +116,6 @@ def padded_tracks(controls: ControlVideo, span: ClipSpan, points: np.ndarray
         xy = np.concatenate([xy, np.repeat(xy[-1:], missing, axis=0)])
         visible = np.concatenate([visible, np.repeat(visible[-1:], missing, axis=0)])
     return query, xy, visible
-
-
-def first_frame_controls(codec: LatentCodec, frames: np.ndarray, depth: np.ndarray,
-                         tracks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> torch.Tensor:
-    """The sparse control in the ``first_frame`` colouring for each chain's conditioning frame
-    (frames (B, H, W, 3) uint8): (B, 16, F, h, w)."""
-    from longvie.controls.splat import splat_first_frame
-
-    query, xy, visible = tracks
-    splats = [splat_first_frame(frame, query, xy, visible, depth) for frame in frames]
-    return codec.encode(torch.stack([video_tensor(s) for s in splats]))
 
 
 @torch.no_grad()

@@ -91,6 +91,19 @@ def batch_to_frames(videos: torch.Tensor) -> np.ndarray:
         0, 2, 3, 4, 1).numpy()
 
 
+def first_frame_controls(codec, frames: np.ndarray, depth: np.ndarray,
+                         tracks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> torch.Tensor:
+    """The sparse control in the ``first_frame`` colouring, encoded by ``codec`` (a
+    ``LatentCodec``), for each of ``frames`` (B, H, W, 3) uint8: (B, z, F, h, w). Generation
+    colours it with each chain's conditioning frame, stages 2-3 with a degraded first frame."""
+    from longvie.controls.splat import splat_first_frame
+
+    query, xy, visible = tracks
+    splats = [splat_first_frame(frame, query, xy, visible, depth) for frame in frames]
+    device = next(codec.vae.parameters()).device  # the splats are drawn on the CPU
+    return codec.encode(torch.stack([video_tensor(s) for s in splats]).to(device))
+
+
 def depth_tensor(depth: np.ndarray) -> torch.Tensor:
     """(T, H, W) uint16 normalised depth -> (3, T, H, W) in [-1, 1] (grey in three channels)."""
     grey = torch.from_numpy(depth.astype(np.float32) / 65535.0) * 2 - 1

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 
-from longvie.controls.splat import splat_first_frame
 from longvie.model.backbone import (
     LatentCodec,
     condition_of,
@@ -40,7 +39,7 @@ from longvie.model.degradations import (
 )
 from longvie.model.flow_sampler import renoise_and_denoise
 from longvie.model.losses import boundary_weights, stage3_loss, weighted_flow_matching_loss
-from longvie.training.clips import video_tensor
+from longvie.training.clips import first_frame_controls
 from longvie.training.draws import StepDraws, shard_start, step_draws
 from longvie.training.flow import noisy_and_target, sample_sigmas
 from longvie.training.stage_data import StageInputs
@@ -314,14 +313,12 @@ class ControllerModule(L.LightningModule):
     def splat_sparse(self, frames: torch.Tensor, batch: dict, index: int) -> torch.Tensor:
         """The sparse control of sample ``index`` coloured by ``frames`` (1, 3, H, W) in
         [-1, 1] instead of its real first frame: (1, 16, F, h, w)."""
-        pixels = ((frames[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        video = splat_first_frame(
-            pixels.permute(1, 2, 0).cpu().numpy(), batch["query_xy"][index].cpu().numpy(),
-            batch["tracks_xy"][index].cpu().numpy(),
-            batch["tracks_visible"][index].cpu().numpy(),
-            batch["track_depth"][index].cpu().numpy())
+        pixels = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        tracks = tuple(batch[key][index].cpu().numpy()
+                       for key in ("query_xy", "tracks_xy", "tracks_visible"))
         with torch.no_grad():
-            return self.codec.encode(video_tensor(video).unsqueeze(0).to(frames.device))
+            return first_frame_controls(self.codec, pixels.permute(0, 2, 3, 1).cpu().numpy(),
+                                        batch["track_depth"][index].cpu().numpy(), tracks)
 
     def degrade_frames(self, first_frame: torch.Tensor, generator: torch.Generator,
                        p: float | None = None) -> tuple[torch.Tensor, list[str]]:
