@@ -63,7 +63,7 @@ serve: setup
 	$(BIN)/longvie serve serving.port=$(SERVE_PORT) serving.model=$(SERVE_MODEL)
 
 # Real videos no one here made, from Debian's opencv-doc (see tests/conftest.py), and Debian's
-# PostgreSQL server, which the tests start on a loopback port (tests/postgres.py).
+# PostgreSQL server, which the tests start on a loopback port (tests/helpers/postgres.py).
 test-assets:
 	@test -f $(SAMPLES) || { \
 	  echo "installing Debian's opencv-doc for its sample videos"; \
@@ -85,10 +85,10 @@ test: setup test-assets
 
 # The fault corpus with every step SIGKILLed at every one of its write points, where `make test`
 # kills at the first, middle and last and wherever an output is opened in place
-# (tests/fault_corpus.py): about an hour here, too long for CI.
+# (tests/helpers/fault_corpus.py): about an hour here, too long for CI.
 fault-corpus: setup
 	LONGVIE_FAULT_CORPUS_KILLS=all $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load -s \
-	  tests/test_fault_corpus.py tests/test_fault_corpus_models.py
+	  tests/reliability/test_fault_corpus.py tests/reliability/test_fault_corpus_models.py
 
 # The DVC pipeline (needs data/raw: `longvie synth` or `dvc pull` first).
 repro: setup

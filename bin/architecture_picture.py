@@ -1,5 +1,5 @@
 """Draw docs/architecture_layers.png from the code itself: the rooms (packages) in the layers
-tests/test_import_direction.py enforces, and an arrow for every room that imports another.
+tests/project/test_import_direction.py enforces, and an arrow for every room that imports another.
 
     .venv/bin/python bin/architecture_picture.py
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.project import OPENCV_BOX_MP4, OPENCV_SAMPLES, copy_project
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -17,11 +19,6 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.env
     _workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
-REPO = Path(__file__).resolve().parents[1]
-# Real videos no one here made: Debian's opencv-doc package (`make test-assets` installs it).
-OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
-# An H.264 MP4 with B-frames whose decoder returns frames out of presentation order.
-OPENCV_BOX_MP4 = Path("/usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz")
 
 
 @pytest.fixture
@@ -63,50 +60,11 @@ def curated(tmp_path_factory) -> Path:
     return root
 
 
-def copy_project(source: Path, target: Path, parts: tuple[str, ...] = ("data",)) -> Path:
-    """A project root at ``target`` with copies of ``source``'s ``parts`` (folders or files)."""
-    import shutil
-
-    target.mkdir(parents=True, exist_ok=True)
-    for part in parts:
-        copy = shutil.copytree if (source / part).is_dir() else shutil.copy2
-        copy(source / part, target / part)
-    return target
-
-
-def random_stage3(root: Path, config, name: str, seed: int) -> Path:
-    """A random-weight stage-3 folder (base parts copied in) at models/<name>/model."""
-    import torch
-
-    from longvie.model.backbone import build_transformer, build_vae
-    from longvie.model.controller import DualController, LongVieTransformer
-    from longvie.model.folder import save_stage_model
-    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
-
-    torch.manual_seed(seed)
-    base = root / "models" / f"{name}_base"
-    transformer = build_transformer(config.model)
-    transformer.save_pretrained(base / "transformer")
-    build_vae(config.model).save_pretrained(base / "vae")
-    CaptionTextEncoder(CaptionVocabulary.build(["a red box"]), 32, 16, 1, 2).save_pretrained(
-        base / "text_encoder")
-    model = LongVieTransformer(transformer, DualController(transformer, 1))
-    folder = root / "models" / name / "model"
-    return save_stage_model(folder, "stage3", model, str(base), base_changed=False)
-
-
-def resources_with(longvie) -> dict:
-    """The code location's resources with this config resource (DVC and MLflow as defined)."""
-    from orchestration.resources import DvcResource, MlflowResource
-
-    return {"longvie": longvie, "dvc": DvcResource(), "mlflow": MlflowResource()}
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    """One PostgreSQL server on a loopback port for the session (tests/postgres.py); each test
+    """One PostgreSQL server on a loopback port for the session (tests/helpers/postgres.py); each test
     asks it for a database of its own."""
-    from tests.postgres import PostgresServer, binaries
+    from tests.helpers.postgres import PostgresServer, binaries
 
     if binaries() is None:
         pytest.fail("PostgreSQL is not installed: run `make test-assets`")
@@ -116,8 +74,8 @@ def postgres():
 
 @pytest.fixture(scope="module")
 def harness():
-    """The fault corpus' kill-at-write harness (tests/fault_corpus.py), one per test file."""
-    from tests.fault_corpus import Harness
+    """The fault corpus' kill-at-write harness (tests/helpers/fault_corpus.py), one per test file."""
+    from tests.helpers.fault_corpus import Harness
 
     with Harness() as serving:
         yield serving

@@ -6,7 +6,7 @@ centres at integer coordinates, as OpenCV), as the renderer's ground truth of th
 source, so the two are interchangeable and directly comparable. On rendered 64x64, 8 fps,
 17-frame clips (16x16 query grid, default config) the median end-point error over truly visible
 points is ~0.6-0.7 px (zero-motion baseline ~5 px) and visibility agrees with the truth ~92-93%
-of the time ("always visible" ~84%); see tests/test_klt.py.
+of the time ("always visible" ~84%); see tests/controls/test_klt.py.
 
 Why this design:
 
@@ -26,7 +26,7 @@ Why this design:
   back, without the drift of a chain of steps. On the rendered clips, where hidden points
   rarely reappear within 17 frames and floors and objects carry repetitive textures,
   re-seeding costs ~0.5-1 point of visibility accuracy; what it buys is the return of points
-  after a passing occluder (tests/test_klt.py).
+  after a passing occluder (tests/controls/test_klt.py).
 * Invisible frames report the last known position, so the output is never NaN and a consumer
   that ignores visibility still gets a plausible location.
 * No drift-correcting anchor match of visible tracks against frame 0: on rendered clips it

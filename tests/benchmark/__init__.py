@@ -1,0 +1,1 @@
+"""The benchmark, its metrics and the GPU check (src/longvie/benchmark, quality, bench/)."""

@@ -1,0 +1,1 @@
+"""The typed config and `compose` (src/longvie/config)."""

@@ -1,0 +1,1 @@
+"""Control extraction: depth, tracks, normalisation, splats (src/longvie/controls)."""

@@ -1,0 +1,1 @@
+"""Long-video generation (src/longvie/generation)."""

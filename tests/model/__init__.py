@@ -1,0 +1,1 @@
+"""The model parts: backbone, dual controller, degradations, losses, sampler (src/longvie/model)."""

@@ -1,0 +1,1 @@
+"""Dagster: assets, jobs, Pipes, schedules and sensors, the UI launcher (orchestration/)."""

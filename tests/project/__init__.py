@@ -1,0 +1,1 @@
+"""The repository as a user meets it: docs, make targets, locks, the CLI catalogue, layering."""

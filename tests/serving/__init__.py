@@ -1,0 +1,1 @@
+"""The pyfunc model and the REST server (src/longvie/serving, pyfunc)."""

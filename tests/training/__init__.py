@@ -1,0 +1,1 @@
+"""Training steps: base, stages 1-3, pretraining, DDP (src/longvie/training)."""
