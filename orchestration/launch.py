@@ -24,6 +24,8 @@ from typing import Any
 import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError  # raised by client.run; not exported
 
+from longvie.config import compose
+
 EXECUTOR_ENV = "LONGVIE_EXECUTOR"
 EXECUTOR_KINDS = ("in_process", "multiprocess")
 
@@ -44,7 +46,6 @@ def executor_for(kind: str, max_concurrent: int = 0) -> dg.ExecutorDefinition:
 def code_location_executor(overrides: tuple[str, ...] = ()) -> dg.ExecutorDefinition:
     """The executor ``Definitions`` gets: the config composed without overrides (``overrides``
     are for tests), with ``LONGVIE_EXECUTOR`` (in_process | multiprocess) overriding its kind."""
-    from longvie.config import compose
 
     settings = compose(overrides).orchestration
     kind = os.environ.get(EXECUTOR_ENV) or str(settings.executor)

@@ -23,8 +23,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from longvie.config import ConfigError, compose
+from longvie.data_version import DataVersionError, record_stages
+from longvie.steps import synth_default_data
+from longvie.summaries import print_benchmark_summary, print_promotion
+from orchestration.definitions import defs
 from orchestration.home import dagster_home
 from orchestration.partitions import source_videos
+from orchestration.step_times import breakdown, format_breakdown
 
 JOBS = ("curation", "controls", "training")
 
@@ -71,7 +77,6 @@ def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
     model trained without one video's controls would not be the model the data describe); the
     other videos' controls are still materialised.
     """
-    from orchestration.definitions import defs
 
     started = time.perf_counter()
     result = GraphRun()
@@ -110,10 +115,6 @@ def materialize_graph(overrides: Sequence[str], instance: dg.DagsterInstance,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from longvie.steps import synth_default_data
-    from longvie.config import ConfigError, compose
-    from longvie.data_version import DataVersionError, record_stages
-
     overrides = list(sys.argv[1:] if argv is None else argv)
     try:
         config = compose(overrides)
@@ -144,7 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_breakdown(instance: dg.DagsterInstance, run: GraphRun, render_seconds: float) -> None:
     """Where this pass's time went: the rendering, then each Dagster job and step."""
-    from orchestration.step_times import breakdown, format_breakdown
 
     records = instance.get_run_records(
         filters=dg.RunsFilter(run_ids=[r["run_id"] for r in run.runs]), ascending=True)
@@ -156,8 +156,6 @@ def _print_breakdown(instance: dg.DagsterInstance, run: GraphRun, render_seconds
 def _print_outcome(reports: Path) -> None:
     """The benchmark table and the promotion decision, as the training job left them."""
     import json
-
-    from longvie.summaries import print_benchmark_summary, print_promotion
 
     print_benchmark_summary(json.loads((reports / "benchmark.json").read_text()))
     print_promotion(json.loads((reports / "promotion.json").read_text()))

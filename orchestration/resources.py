@@ -11,7 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from longvie.config import LongvieConfig
+from longvie.config import LongvieConfig, compose
+from longvie.data_version import DVC_FILE, DataVersionError, dvc, raw_data_hash
+from longvie.tracking import tracking_uri
 
 
 class LongvieConfigResource(dg.ConfigurableResource):
@@ -26,8 +28,6 @@ class LongvieConfigResource(dg.ConfigurableResource):
     progress: bool = False
 
     def compose(self) -> LongvieConfig:
-        from longvie.config import compose
-
         return compose(self.overrides)
 
 
@@ -58,8 +58,6 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        from longvie.tracking import tracking_uri
-
         store = tracking_uri(config)
         try:
             experiment = mlflow.MlflowClient(store).get_run(run_id).info.experiment_id
@@ -74,15 +72,11 @@ class DvcResource(dg.ConfigurableResource):
     still matches it (a raw folder edited without `dvc commit` is data no version describes)."""
 
     def data_version(self, root: Path) -> str | None:
-        from longvie.data_version import raw_data_hash
-
         return raw_data_hash(root)
 
     def workspace_status(self, root: Path) -> str:
         """``clean``, ``changed: <what dvc status says>``, or why it could not be asked."""
         import json
-
-        from longvie.data_version import DVC_FILE, DataVersionError, dvc
 
         if not (root / ".dvc").is_dir() or not (root / DVC_FILE).is_file():
             return f"not a DVC project ({root} has no .dvc/ or {DVC_FILE})"

@@ -27,6 +27,8 @@ from pathlib import Path
 import dagster as dg
 
 from longvie.config import LongvieConfig
+from longvie.data_version import DVC_FILE, raw_data_hash
+from longvie.step_lock import lock_holder
 from orchestration.assets.controls import control_signals
 from orchestration.assets.data import clip_table_is_valid, curated_clips, raw_videos
 from orchestration.partitions import CLIPS_DIGEST, SOURCE_DIGESTS, source_videos
@@ -59,7 +61,6 @@ def read_data_version(root: Path) -> tuple[str | None, str | None]:
     A tick must not crash on a data.dvc that is missing or half-written by ``dvc commit``: the
     reason is shown as the tick's skip message and the next tick reads it again.
     """
-    from longvie.data_version import DVC_FILE, raw_data_hash
 
     path = root / DVC_FILE
     if not path.is_file():
@@ -150,7 +151,6 @@ class _Retraining:
         """A run of one of these steps holding its lock on the root (one started from the CLI
         or by hand, which Dagster's instance does not know), described; None when all are free.
         """
-        from longvie.step_lock import lock_holder
 
         for step in steps:
             holder = lock_holder(self.config, step)

@@ -37,7 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from longvie.config import compose
 from longvie.errors import LongvieError
+from longvie.tracking import tracking_uri
+from longvie.tracking_store import prepare_tracking_store
 from orchestration.home import dagster_home
 
 HOST = "127.0.0.1"
@@ -159,9 +162,6 @@ def file_uri(location: str) -> str:
 
 def plan(args: argparse.Namespace) -> tuple[list[Server], list[str]]:
     """The servers to start (and notes to print), from flags, environment and config."""
-    from longvie.config import compose
-    from longvie.tracking import tracking_uri
-    from longvie.tracking_store import prepare_tracking_store
 
     dagster_port = (
         parse_port(args.dagster_port, "--dagster-port")

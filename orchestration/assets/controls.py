@@ -11,6 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from longvie.controls.accuracy import DepthStats, TrackingStats
+from longvie.controls.depth_estimator import PLOT_NAME, train_depth_estimator
+from longvie.errors import LongvieError
 from orchestration.assets.data import curated_clips
 from orchestration.partitions import CLIPS_DIGEST, source_videos
 from orchestration.resources import LongvieConfigResource, MlflowResource
@@ -28,9 +31,6 @@ def _image_md(path: Path, alt: str, mime: str) -> dg.MetadataValue:
     "depth model of the `estimated` controls unless Depth Anything weights are configured.",
 )
 def depth_estimator(longvie: LongvieConfigResource) -> dg.MaterializeResult:
-    from longvie.controls.depth_estimator import PLOT_NAME, train_depth_estimator
-    from longvie.errors import LongvieError
-
     config = longvie.compose()
     if config.controls.depth.kind != "longvie":
         return dg.MaterializeResult(
@@ -58,7 +58,6 @@ def depth_estimator(longvie: LongvieConfigResource) -> dg.MaterializeResult:
 def source_summary(meta: dict) -> dict[str, float]:
     """One video's figures for MLflow and the materialisation: its size and, where ground truth
     exists, the estimators' accuracy against it."""
-    from longvie.controls.accuracy import DepthStats, TrackingStats
 
     summary: dict[str, float] = {"frames": meta["frames"], "clips": len(meta["clips"])}
     if "accuracy" in meta:

@@ -2,6 +2,11 @@
 
 import dagster as dg
 
+from longvie.benchmark.run import run_benchmark
+from longvie.errors import LongvieError
+from longvie.promotion.run import promote_from_benchmark
+from longvie.registry import current_champion
+from longvie.summaries import BENCHMARK_ROWS
 from orchestration.assets.training import stage3_controller
 from orchestration.resources import LongvieConfigResource, MlflowResource
 
@@ -25,9 +30,6 @@ def _table(models: dict, metrics: tuple[str, ...]) -> str:
 )
 def benchmark(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
               mlflow: MlflowResource) -> dg.MaterializeResult:
-    from longvie.benchmark.run import run_benchmark
-    from longvie.summaries import BENCHMARK_ROWS
-    from longvie.errors import LongvieError
 
     config = longvie.compose()
     try:
@@ -63,9 +65,6 @@ def benchmark(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
     "the previous one recorded) or `challenger` with the reasons (reports/promotion.json).",
 )
 def promotion(longvie: LongvieConfigResource) -> dg.MaterializeResult:
-    from longvie.errors import LongvieError
-    from longvie.promotion.run import promote_from_benchmark
-
     config = longvie.compose()
     try:
         report = promote_from_benchmark(config)
@@ -95,8 +94,6 @@ def promotion(longvie: LongvieConfigResource) -> dg.MaterializeResult:
 def promotion_gate(longvie: LongvieConfigResource) -> dg.AssetCheckResult:
     import json
     from pathlib import Path
-
-    from longvie.registry import current_champion
 
     config = longvie.compose()
     decision = json.loads((Path(config.paths.reports) / "promotion.json").read_text())

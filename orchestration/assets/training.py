@@ -13,6 +13,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from longvie.errors import LongvieError
+from longvie.steps import train_report, training_metadata
+from longvie.tracking import tracking_client, tracking_uri
 from orchestration.assets.controls import controls_report
 from orchestration.assets.data import curated_clips
 from orchestration.launch import dagster_metadata, train_through_pipes
@@ -22,13 +25,10 @@ from orchestration.resources import LongvieConfigResource, MlflowResource
 def _train(context: dg.AssetExecutionContext, longvie: LongvieConfigResource,
            mlflow: MlflowResource, stage: str) -> dg.MaterializeResult:
     """Train ``stage`` (base, 1, 2, 3) here or through Pipes, as ``orchestration`` says."""
-    from longvie.steps import train_report, training_metadata
-    from longvie.errors import LongvieError
 
     config = longvie.compose()
     settings = config.orchestration
     if settings.training_launch == "pipes":
-        from longvie.tracking import tracking_uri
 
         result = train_through_pipes(context, stage, list(longvie.overrides),
                                      list(settings.launch_command), mlflow.tags(context),
@@ -108,7 +108,6 @@ def logged_losses(config, stage: str, report: dict) -> tuple[list[float], str]:
     MLflow history of ``base/loss`` (the DiT, every ``training.trainer.log_every`` steps) of the
     report's run, as is a stage's when its checkpoint holds none (e.g. a sharded one).
     """
-    from longvie.tracking import tracking_client
 
     step_name = "base" if stage == "base" else f"stage{stage}"
     if stage != "base":
@@ -228,7 +227,6 @@ def pretrained_base(context: dg.AssetExecutionContext, longvie: LongvieConfigRes
                     mlflow: MlflowResource) -> dg.MaterializeResult:
     import base64
 
-    from longvie.errors import LongvieError
     from longvie.training.pretrain import pretrain
 
     config = longvie.compose()

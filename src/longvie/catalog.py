@@ -13,6 +13,8 @@ from pathlib import Path
 
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.promotion.registry_aliases import TAG
+from longvie.tracking import tracking_client
 
 BENCHMARK_FIGURES = ("ssim", "psnr_db")
 
@@ -40,9 +42,6 @@ def model_rows(config: LongvieConfig) -> list[ModelRow]:
     """Every version of ``mlflow.registered_model``, newest first; none when nothing is
     registered yet."""
     from mlflow.exceptions import MlflowException
-
-    from longvie.promotion.registry_aliases import TAG
-    from longvie.tracking import tracking_client
 
     client = tracking_client(config)
     name = config.mlflow.registered_model

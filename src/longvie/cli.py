@@ -11,15 +11,18 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from longvie.benchmark.run import run_benchmark
+from longvie.catalog import BENCHMARK_FIGURES, format_table, model_rows, source_rows
 from longvie.config import ConfigError, LongvieConfig, compose
+from longvie.controls.depth_estimator import train_depth_estimator
 from longvie.errors import LongvieError
-from longvie.steps import (
-    TRAIN_STAGES,
-    synth,
-    synth_default_data,
-    train_report,
-    training_metadata,
-)
+from longvie.generation.control_export import export_controls
+from longvie.generation.run import generate
+from longvie.preflight import is_out_of_space, out_of_space
+from longvie.promotion.run import promote_from_benchmark
+from longvie.ranks import is_rank_zero
+from longvie.serving.server import serve
+from longvie.steps import TRAIN_STAGES, synth, synth_default_data, train_report, training_metadata
 from longvie.summaries import (
     print_base_summary,
     print_benchmark_summary,
@@ -39,8 +42,6 @@ def _curate(config: LongvieConfig) -> int:
 
 
 def _depth_estimator(config: LongvieConfig) -> int:
-    from longvie.controls.depth_estimator import train_depth_estimator
-
     report = train_depth_estimator(config)
     if report["skipped"]:
         print(f"depth-estimator: up to date ({config.controls.depth.model})")
@@ -103,7 +104,6 @@ def launched_by_pipes() -> bool:
     """True in the one process of a Pipes launch that reports to Dagster: rank 0. The other
     ranks (torchrun's, or those Lightning starts per GPU) inherit the Pipes environment but must
     not write to its message channel."""
-    from longvie.ranks import is_rank_zero
 
     return PIPES_CONTEXT_ENV in os.environ and is_rank_zero()
 
@@ -154,29 +154,21 @@ def _pipeline(config: LongvieConfig) -> int:
 
 
 def _benchmark(config: LongvieConfig) -> int:
-    from longvie.benchmark.run import run_benchmark
-
     print_benchmark_summary(run_benchmark(config))
     return 0
 
 
 def _promote(config: LongvieConfig) -> int:
-    from longvie.promotion.run import promote_from_benchmark
-
     print_promotion(promote_from_benchmark(config))
     return 0
 
 
 def _serve(config: LongvieConfig) -> int:
-    from longvie.serving.server import serve
-
     serve(config)  # replaces this process with the MLflow scoring server
     return 0
 
 
 def _generate(config: LongvieConfig) -> int:
-    from longvie.generation.run import generate
-
     report = generate(config)
     per_clip = report["seconds_per_clip"]
     print(f"generate: {report['frames']} frames in {report['clips']} clips from "
@@ -186,8 +178,6 @@ def _generate(config: LongvieConfig) -> int:
 
 
 def _models(config: LongvieConfig) -> int:
-    from longvie.catalog import BENCHMARK_FIGURES, format_table, model_rows
-
     rows = model_rows(config)
     if not rows:
         print(f"models: nothing registered as {config.mlflow.registered_model!r} yet: "
@@ -203,8 +193,6 @@ def _models(config: LongvieConfig) -> int:
 
 
 def _sources(config: LongvieConfig) -> int:
-    from longvie.catalog import format_table, source_rows
-
     rows = source_rows(config)
     print(format_table(["source", "split", "clips", "seconds", "caption"],
                        [[r.source_id, r.split, r.clips, r.seconds,
@@ -214,8 +202,6 @@ def _sources(config: LongvieConfig) -> int:
 
 
 def _export_controls(config: LongvieConfig) -> int:
-    from longvie.generation.control_export import export_controls
-
     paths = export_controls(config)
     print(f"export-controls: {config.generation.source} -> "
           + ", ".join(str(p) for p in paths.values()))
@@ -361,7 +347,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"longvie {args.command}: {error}", file=sys.stderr)
         return 1
     except Exception as error:
-        from longvie.preflight import is_out_of_space, out_of_space
 
         if not is_out_of_space(error):  # a bug: its traceback is what a report needs
             raise

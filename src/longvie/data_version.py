@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from longvie.config import compose
+from longvie.config.load import PARAMS_ENV
 from longvie.errors import LongvieError
 
 DVC_FILE = "data.dvc"
@@ -69,9 +71,6 @@ def record_stages(root: Path, config) -> str:
     the stages compose from ``params.yaml``; otherwise the lock would vouch for settings it
     does not name. Returns one line saying what was done."""
     import dataclasses
-
-    from longvie.config import compose
-    from longvie.config.load import PARAMS_ENV
 
     if not (root / ".dvc").is_dir() or not (root / "dvc.yaml").is_file():
         return f"dvc.lock not updated: {root} is not a DVC project"

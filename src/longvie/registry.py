@@ -12,6 +12,9 @@ from pathlib import Path
 
 from longvie.config import LongvieConfig
 from longvie.config.promotion_rules import CHAMPION
+from longvie.errors import LongvieError
+from longvie.pyfunc.model_folder import save_pyfunc_model, weights_of
+from longvie.tracking import standard_tags, tracking_client, tracking_uri
 
 MODEL_ARTIFACT = "model"
 
@@ -37,9 +40,6 @@ def log_and_register(config: LongvieConfig, run_id: str, model_dir: Path, stage:
     unless this run already registered the weights of ``steps`` steps (a re-run that found its
     training finished must not add a duplicate version)."""
     import tempfile
-
-    from longvie.pyfunc.model_folder import save_pyfunc_model
-    from longvie.tracking import standard_tags, tracking_client
 
     client = tracking_client(config)
     name = config.mlflow.registered_model
@@ -74,9 +74,6 @@ def registered_version(config: LongvieConfig, model: str):
     that says which versions and aliases the registry does hold."""
     from mlflow.exceptions import MlflowException
 
-    from longvie.errors import LongvieError
-    from longvie.tracking import tracking_client, tracking_uri
-
     name = config.mlflow.registered_model
     client = tracking_client(config)
     try:
@@ -100,10 +97,6 @@ def model_version(config: LongvieConfig, model: str) -> tuple[int | None, Path]:
     ``challenger``). Fails with the reason before anything is loaded: an unknown alias or
     version names what the registry does hold."""
     import mlflow.artifacts
-
-    from longvie.errors import LongvieError
-    from longvie.pyfunc.model_folder import weights_of
-    from longvie.tracking import tracking_uri
 
     folder = Path(model)
     if folder.is_dir():
@@ -133,8 +126,6 @@ def latest_version(config: LongvieConfig, stage: str) -> int | None:
     """The newest registered version whose ``longvie.stage`` tag is ``stage`` (e.g. stage3)."""
     from mlflow.exceptions import MlflowException
 
-    from longvie.tracking import tracking_client
-
     client = tracking_client(config)
     try:
         versions = client.search_model_versions(f"name='{config.mlflow.registered_model}'")
@@ -146,7 +137,6 @@ def latest_version(config: LongvieConfig, stage: str) -> int | None:
 
 def current_champion(config: LongvieConfig) -> int | None:
     """The version the ``champion`` alias points to; None when unset or nothing is registered."""
-    from longvie.tracking import tracking_client
 
     return alias_version(tracking_client(config), config.mlflow.registered_model, CHAMPION)
 

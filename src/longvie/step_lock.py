@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.preflight import is_out_of_space, out_of_space, require_writable
 from longvie.ranks import is_rank_zero
 
 LOCKS_DIR = ".locks"
@@ -199,7 +200,6 @@ def locked_step(step: str | Callable[[inspect.BoundArguments], str],
                 # Another rank of a DDP run: its rank 0, the process that started it, holds the
                 # lock for the whole run and did the checks.
                 return function(*args, **kwargs)
-            from longvie.preflight import is_out_of_space, out_of_space, require_writable
 
             name = step if isinstance(step, str) else step(call)
             free = {}

@@ -7,12 +7,13 @@ import base64
 from pathlib import Path
 
 from longvie.config import LongvieConfig
+from longvie.data_version import record_raw_data
 from longvie.errors import LongvieError
 from longvie.step_lock import locked_step
+from longvie.training.base_pretrained import load_base
 
 
 def synth(config: LongvieConfig) -> int:
-    from longvie.data_version import record_raw_data
     from longvie.synth import render_dataset
 
     report = render_dataset(config)
@@ -38,7 +39,6 @@ def train_report(config: LongvieConfig, stage: str, progress: bool = True,
     if stage not in TRAIN_STAGES:
         raise LongvieError(f"stage={stage!r}: choose one of {', '.join(TRAIN_STAGES)}")
     if stage == "base" and config.model.pretrained:
-        from longvie.training.base_pretrained import load_base
 
         return load_base(config, progress=progress, tags=tags)
     if stage == "base":

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from longvie.config import LongvieConfig
+from longvie.data_version import raw_data_hash
+from longvie.step_lock import process_alive
+from longvie.tracking_store import prepare_tracking_store
 
 
 # The user's override, read once: ``mlflow.set_tracking_uri`` writes this very variable, so a
@@ -34,8 +37,6 @@ def git_commit(root: Path) -> str:
 
 
 def standard_tags(config: LongvieConfig) -> dict[str, str]:
-    from longvie.data_version import raw_data_hash
-
     root = Path(config.paths.root)
     return {
         "longvie.profile": config.profile_name,
@@ -54,7 +55,6 @@ def fail_orphaned_runs(config: LongvieConfig, step: str) -> list[str]:
     """End as FAILED the RUNNING runs of ``step`` (tag ``longvie.step``) that a process on this
     host started and that is gone: a SIGKILL leaves no chance to end a run, and MLflow would
     show it RUNNING for good. Returns the run ids ended."""
-    from longvie.step_lock import process_alive
 
     client = tracking_client(config)
     experiment = client.get_experiment_by_name(config.mlflow.experiment)
@@ -89,8 +89,6 @@ def tracking_client(config: LongvieConfig) -> Any:
     """An ``MlflowClient`` on the configured store, which is created whole first if missing."""
     from mlflow import MlflowClient
 
-    from longvie.tracking_store import prepare_tracking_store
-
     prepare_tracking_store(config)
     return MlflowClient(tracking_uri(config))
 
@@ -99,8 +97,6 @@ def ensure_experiment(config: LongvieConfig) -> None:
     """Create the experiment with its artifacts under ``mlflow.artifact_root`` if it is new
     (and the tracking database itself, whole, if it is missing)."""
     import mlflow
-
-    from longvie.tracking_store import prepare_tracking_store
 
     prepare_tracking_store(config)
     mlflow.set_tracking_uri(tracking_uri(config))

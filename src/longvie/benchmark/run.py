@@ -27,9 +27,16 @@ from pathlib import Path
 import numpy as np
 
 from longvie.atomic import write_atomically, write_json_atomically
+from longvie.benchmark.features import feature_metrics
 from longvie.config import LongvieConfig
+from longvie.controls.depth_models import load_depth_estimator
 from longvie.errors import LongvieError
+from longvie.generation.plan import plan_clips
+from longvie.generation.sources import stored_video
+from longvie.plots import plot_series, write_frame_strip
+from longvie.registry import current_champion, latest_version, model_version
 from longvie.step_lock import locked_step
+from longvie.tracking import flatten, mlflow_run
 
 REPORT = "benchmark.json"
 PER_CLIP_PLOT = "benchmark_per_clip.png"
@@ -73,8 +80,6 @@ def benchmark_sources(config: LongvieConfig) -> list[str]:
 def contenders(config: LongvieConfig) -> tuple[list[Contender], int | None]:
     """The candidate (checked first: a bad name fails before anything runs), its baselines and
     the champion when there is a different one; and the champion alias's version now."""
-    from longvie.registry import current_champion
-    from longvie.registry import latest_version, model_version
 
     wanted = config.benchmark.candidate or _trained_stage3(config)
     if not wanted:
@@ -140,8 +145,6 @@ def sampler_seeds(config: LongvieConfig) -> list[int]:
 
 
 def _frames_of(video, config: LongvieConfig) -> int:
-    from longvie.generation.plan import plan_clips
-
     frames = min(config.benchmark.frames or video.num_frames, video.num_frames)
     plan_clips(frames, config.video.clip_frames)  # too short for one clip fails here
     return frames
@@ -149,7 +152,6 @@ def _frames_of(video, config: LongvieConfig) -> int:
 
 def _depth_model(config: LongvieConfig, skipped: dict[str, str]):
     """The configured depth model's ``predict``; None (and a skip reason) if it cannot load."""
-    from longvie.controls.depth_models import load_depth_estimator
 
     try:
         return load_depth_estimator(config.controls.depth).predict
@@ -173,7 +175,6 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
             return {**previous, "up_to_date": True}
 
     from longvie.benchmark.scoring import average_metrics
-    from longvie.generation.sources import stored_video
 
     skipped = dict(UNWIRED)
     disparity = _depth_model(config, skipped)
@@ -237,7 +238,6 @@ def _score_contender(config: LongvieConfig, entry: Contender, parts, videos: lis
     scores of the first seed, the gate's figures of the others. Returns the per-video means
     over seeds and the per-seed means over videos; each first-seed video goes to ``outputs``.
     ``depth``: the depth model for the depth metrics and the dict of metrics skipped."""
-    from longvie.benchmark.features import feature_metrics
     from longvie.benchmark.scoring import QUALITY_METRICS, average_metrics
 
     disparity, skipped = depth
@@ -291,7 +291,6 @@ def regenerate(config: LongvieConfig, entry: Contender, parts, video, frames: in
     """One contender's regeneration of ``video``, one per sampler seed (``parts`` None: the
     static video). The seeds' chains run as one batch."""
     from longvie.generation.long_video import generate_long_videos
-    from longvie.generation.plan import plan_clips
 
     first = video.first_frame()
     if entry.baseline == "static":
@@ -315,7 +314,6 @@ def controls_only_video(video, frames: int, clip_frames: int) -> np.ndarray:
     holds."""
     from longvie.controls.splat import splat_first_frame
     from longvie.generation.long_video import padded_span
-    from longvie.generation.plan import plan_clips
 
     written, start = [], video.first_frame()
     for span in plan_clips(frames, clip_frames):
@@ -335,7 +333,6 @@ def score(config: LongvieConfig, video, generated: np.ndarray, reference: np.nda
     """The scores of one regeneration; ``quality_only`` keeps to the gate's figures
     (:func:`quality_scores`)."""
     from longvie.benchmark.scoring import ClipTracks, quality_scores, score_video
-    from longvie.generation.plan import plan_clips
 
     spans = plan_clips(len(reference), config.video.clip_frames)
     if quality_only:
@@ -401,7 +398,6 @@ def _pictures(config: LongvieConfig, entries: list[Contender], videos, reference
               per_clip, reports: Path) -> dict[str, list[Path]]:
     """The per-clip plot, a frame strip of the first video, and side-by-side mp4s
     (reference | each contender) per video."""
-    from longvie.plots import plot_series, write_frame_strip
     from longvie.video.io import write_video
 
     names = [e.name for e in entries]
@@ -436,8 +432,6 @@ def _log_run(config: LongvieConfig, report: dict, pictures: dict[str, list[Path]
              tags: dict[str, str] | None) -> str:
     """One MLflow run: settings as params, every figure as a metric (per-clip ones by step)."""
     import mlflow
-
-    from longvie.tracking import flatten, mlflow_run
 
     with mlflow_run(config, "benchmark", {"longvie.step": "benchmark", **(tags or {})}) as run:
         mlflow.log_params(flatten({"benchmark": dataclasses.asdict(config.benchmark),

@@ -25,6 +25,8 @@ import numpy as np
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.controls.accuracy import DepthStats, TrackingStats
+from longvie.controls.depth_models import load_depth_estimator
+from longvie.controls.klt import track_klt
 from longvie.controls.normalise import (
     CONVENTION,
     DepthBounds,
@@ -96,7 +98,6 @@ class Estimators:
 
     def disparity(self, frames: np.ndarray) -> np.ndarray:
         if self._depth is None:
-            from longvie.controls.depth_models import load_depth_estimator
 
             self._depth = load_depth_estimator(self.config.controls.depth)
         batch = max(1, self.config.controls.depth.batch_size)
@@ -104,8 +105,6 @@ class Estimators:
         return np.concatenate(parts).astype(np.float32)
 
     def tracks(self, frames: np.ndarray, query_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from longvie.controls.klt import track_klt
-
         return track_klt(frames, query_xy, self.config.controls.tracker)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from longvie.config import LongvieConfig
 from longvie.controls.extract import META_NAME, PREVIEW_NAME
 from longvie.controls.run import REPORT_NAME
+from longvie.tracking import log_config_section, mlflow_run
 
 
 def report_metrics(report: dict) -> dict[str, float]:
@@ -32,8 +33,6 @@ def log_controls_run(
     """One run for a whole ``longvie controls``: metrics, the report and every preview."""
     import mlflow
 
-    from longvie.tracking import log_config_section, mlflow_run
-
     controls_dir = Path(config.paths.controls)
     with mlflow_run(config, "controls", {"longvie.step": "controls", **(tags or {})}) as run:
         log_config_section(config.controls, "controls")
@@ -49,8 +48,6 @@ def log_source_run(
 ) -> str:
     """One run per Dagster partition: that video's figures, preview and metadata."""
     import mlflow
-
-    from longvie.tracking import mlflow_run
 
     out_dir = Path(config.paths.controls) / source_id
     name = f"controls/{source_id}"

@@ -25,6 +25,7 @@ from longvie.curation.sources import SourceFile, discover
 from longvie.errors import LongvieError
 from longvie.step_lock import locked_step
 from longvie.validation.clip_table import ValidationOutcome, validate_clip_table
+from longvie.video.io import read_video
 
 CLIPS_TABLE = "clips.parquet"
 REJECTED_TABLE = "rejected.parquet"
@@ -216,8 +217,6 @@ def write_preview(clips: pd.DataFrame, curated: Path, out: Path, count: int) -> 
     """A contact sheet: first, middle and last frame of up to ``count`` clips, one row each,
     taken from as many different sources as possible."""
     from PIL import Image
-
-    from longvie.video.io import read_video
 
     if clips.empty or count <= 0:
         return None

@@ -14,6 +14,7 @@ import numpy as np
 
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.generation.sources import stored_video
 
 CHUNK = 64  # frames read at a time, so a long video never sits in memory whole
 
@@ -22,8 +23,6 @@ def export_controls(config: LongvieConfig) -> dict[str, Path]:
     """Write the three videos of ``generation.source``; returns their paths by name. Each is
     written beside its place and renamed into it once whole."""
     import os
-
-    from longvie.generation.sources import stored_video
 
     source = config.generation.source
     if not source:

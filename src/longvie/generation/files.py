@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from longvie.controls.normalise import histogram_percentiles
 from longvie.errors import LongvieError
 
 DEPTH_PERCENTILES = (5.0, 95.0)
@@ -66,7 +67,6 @@ class FileControls:
     def __init__(self, depth_video: Path, point_map_video: Path,
                  keys: tuple[str, str] = ("generation.depth_video",
                                           "generation.point_map_video")) -> None:
-        from longvie.controls.normalise import histogram_percentiles
         from longvie.video.io import VideoReadError, iter_frames, probe
 
         probes = []

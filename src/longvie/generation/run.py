@@ -16,7 +16,10 @@ import numpy as np
 
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.generation.files import FileControls
 from longvie.generation.plan import plan_clips
+from longvie.generation.sources import stored_video
+from longvie.registry import resolve_model
 
 
 @dataclass
@@ -43,8 +46,6 @@ def read_image(path: Path) -> np.ndarray:
 
 def generation_inputs(config: LongvieConfig) -> GenerationInputs:
     """The controls, first frame and captions ``config.generation`` names, all checked."""
-    from longvie.generation.files import FileControls
-    from longvie.generation.sources import stored_video
 
     settings, clip_frames = config.generation, config.video.clip_frames
     if settings.source and (settings.depth_video or settings.point_map_video):
@@ -106,7 +107,6 @@ def generate(config: LongvieConfig, progress: bool = True) -> dict:
     """Generate ``config.generation`` into ``generation.output``; returns a small report."""
     from longvie.generation.long_video import GenerationSettings
     from longvie.model.folder import load_generator
-    from longvie.registry import resolve_model
 
     settings = config.generation
     inputs = generation_inputs(config)

@@ -28,6 +28,7 @@ from longvie.atomic import replace_directory
 from longvie.config.schema import ModelConfig
 from longvie.errors import LongvieError
 from longvie.model.backbone import load_part, torch_dtype
+from longvie.model.text import CaptionTextEncoder, UMT5TextEncoder
 
 META = "longvie.json"
 CONTROLLER = "controller"
@@ -131,8 +132,6 @@ def part_source(source: str, part: str) -> str:
 
 
 def load_text_encoder(source: str, model: ModelConfig):
-    from longvie.model.text import CaptionTextEncoder, UMT5TextEncoder
-
     where = part_source(source, "text_encoder")
     if is_local(where) and (Path(where) / "text_encoder" / "vocab.json").is_file():
         return CaptionTextEncoder.from_pretrained(Path(where) / "text_encoder")

@@ -33,7 +33,9 @@ from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
 from longvie.promotion.gate import CHAMPION, ModelsTable, SeedTable, composite_scores, decide
-from longvie.registry import alias_version, current_champion
+from longvie.registry import alias_version, current_champion, held_versions
+from longvie.step_lock import step_lock
+from longvie.tracking import tracking_client, tracking_uri
 
 CHALLENGER = "challenger"
 REPORT_NAME = "promotion.json"
@@ -46,7 +48,6 @@ REASONS_TAG_LIMIT = 5000
 def registry_lock(config: LongvieConfig) -> Iterator[Path]:
     """Hold the root's ``registry`` step lock (across processes) while the aliases change; a
     second promotion queues behind it for ``promotion.lock_timeout_s``."""
-    from longvie.step_lock import step_lock
 
     with step_lock(config, "registry", config.promotion.lock_timeout_s,
                    "promotion.lock_timeout_s") as path:
@@ -64,8 +65,6 @@ def promote(config: LongvieConfig, candidate_version: int, models_table: ModelsT
     run id or report hash) is recorded to trace the decision to its measurements; ``per_seed``
     (the benchmark's figures per sampler seed) gives the gate its standard errors.
     """
-
-    from longvie.tracking import tracking_client, tracking_uri
 
     name = config.mlflow.registered_model
     client = tracking_client(config)
@@ -226,8 +225,6 @@ def _tag_text(version: int | None) -> str:
 
 def _require_version(client, name: str, version: int, uri: str) -> None:
     from mlflow.exceptions import MlflowException
-
-    from longvie.registry import held_versions
 
     try:
         client.get_model_version(name, str(version))

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from longvie.benchmark.run import REPORT
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.promotion.registry_aliases import promote
 from longvie.step_lock import locked_step
 
 
 @locked_step("promote", writes=lambda c: [c.paths.reports], tracked=True)
 def promote_from_benchmark(config: LongvieConfig) -> dict:
-    from longvie.benchmark.run import REPORT
-    from longvie.promotion.registry_aliases import promote
-
     path = Path(config.paths.reports) / REPORT
     if not path.is_file():
         raise LongvieError(f"{path} does not exist: run `longvie benchmark` first")

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from longvie.config import LongvieConfig
+from longvie.pyfunc.fields import INTEGER_FIELDS, MEDIA, TEXT_FIELDS
+from longvie.pyfunc.spec import serving_spec
 
 # The model file MLflow runs to load a version: the serving runtime's (referenced, not imported).
 ENTRY = Path(__file__).resolve().parents[1] / "serving" / "entry.py"
@@ -28,8 +30,6 @@ def signature(config: LongvieConfig):
     outputs of the served model."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
-
-    from longvie.pyfunc.fields import INTEGER_FIELDS, MEDIA, TEXT_FIELDS
 
     inputs = Schema(
         [ColSpec("string", name, required=False) for name in MEDIA]
@@ -90,8 +90,6 @@ def save_pyfunc_model(config: LongvieConfig, weights_dir: Path, out_dir: Path) -
     """Write ``weights_dir`` as a pyfunc model folder at ``out_dir`` (which must not exist)."""
     import mlflow.pyfunc
     import pandas as pd
-
-    from longvie.pyfunc.spec import serving_spec
 
     package = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="longvie-code-") as code:

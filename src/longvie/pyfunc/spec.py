@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from longvie.config.schema import ModelConfig
+
 
 def serving_spec(config) -> dict[str, Any]:
     """What the logged model keeps of a ``LongvieConfig`` (its ``model_config``)."""
@@ -28,8 +30,6 @@ def serving_spec(config) -> dict[str, Any]:
 def model_config_of(spec: dict[str, Any]):
     """The :class:`ModelConfig` a spec was written from."""
     from omegaconf import OmegaConf
-
-    from longvie.config.schema import ModelConfig
 
     merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), spec["model"])
     return OmegaConf.to_object(merged)

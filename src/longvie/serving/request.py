@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from longvie.errors import LongvieError
+from longvie.generation.files import FileControls, normalise_depth
 from longvie.pyfunc.fields import INTEGER_FIELDS, MEDIA, TEXT_FIELDS
 
 # Every column a request row may have.
@@ -140,8 +141,6 @@ class ArrayDepthControls:
     the whole video (its p5 and p95 map to 0 and 1, near = 0), as the pipeline's controls are."""
 
     def __init__(self, depth: np.ndarray, points: np.ndarray) -> None:
-        from longvie.generation.files import normalise_depth
-
         low, high = np.percentile(depth, DEPTH_PERCENTILES)
         self.depth, self.points = normalise_depth(depth, low, high), points
         self.num_frames = len(points)
@@ -170,7 +169,6 @@ def read_depth_array(path: Path) -> np.ndarray:
 def request_controls(request: VideoRequest):
     """The request's ``ControlVideo``: the two videos as ``longvie generate`` reads them, or the
     raw depth array with the point-map video."""
-    from longvie.generation.files import FileControls
     from longvie.video.io import VideoReadError, read_video
 
     if request.depth_video is not None:

@@ -14,6 +14,8 @@ import sys
 
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.registry import registered_version
+from longvie.tracking import tracking_uri
 
 
 def model_uri(config: LongvieConfig) -> str:
@@ -24,7 +26,6 @@ def model_uri(config: LongvieConfig) -> str:
 
 def check_servable(config: LongvieConfig) -> int:
     """The version ``serving.model`` names, or a LongvieError saying what the registry holds."""
-    from longvie.registry import registered_version
 
     return int(registered_version(config, str(config.serving.model)).version)
 
@@ -47,7 +48,6 @@ def serve_command(config: LongvieConfig) -> list[str]:
 
 def serve(config: LongvieConfig) -> None:
     """Check, print what is served where, then become the MLflow scoring server."""
-    from longvie.tracking import tracking_uri
 
     version = check_servable(config)
     check_port_free(config.serving.host, config.serving.port)

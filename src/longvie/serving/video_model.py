@@ -19,7 +19,11 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from longvie.errors import LongvieError
+from longvie.generation.plan import plan_clips
+from longvie.generation.run import GenerationInputs, write_long_video
 from longvie.pyfunc.spec import model_config_of
+from longvie.serving.request import RequestError, parse_request, read_first_frame, request_controls
 
 SAMPLER_PARAMS = ("seed", "steps", "shift", "guidance", "solver", "history_frames")
 OUTPUT_COLUMNS = ("video", "frames", "width", "height", "fps", "seconds")
@@ -41,8 +45,6 @@ class LongvieVideoModel(mlflow.pyfunc.PythonModel):
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-        from longvie.errors import LongvieError
-
         try:
             rows = _rows(model_input)
             sampler = self._sampler(params or {})
@@ -53,7 +55,6 @@ class LongvieVideoModel(mlflow.pyfunc.PythonModel):
 
     def _sampler(self, params: dict[str, Any]):
         from longvie.generation.long_video import GenerationSettings
-        from longvie.serving.request import RequestError
 
         values = dict(self.spec["sampler"])
         for name, value in params.items():
@@ -80,8 +81,6 @@ class LongvieVideoModel(mlflow.pyfunc.PythonModel):
         import base64
         import tempfile
 
-        from longvie.generation.run import write_long_video
-
         video = self.spec["video"]
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="longvie-request-") as folder:
@@ -99,15 +98,6 @@ class LongvieVideoModel(mlflow.pyfunc.PythonModel):
 
 def checked_inputs(row: dict[str, Any], folder: Path, clip_frames: int, max_frames: int):
     """A request row as :class:`GenerationInputs`, every check done before any generation."""
-    from longvie.errors import LongvieError
-    from longvie.generation.plan import plan_clips
-    from longvie.generation.run import GenerationInputs
-    from longvie.serving.request import (
-        RequestError,
-        parse_request,
-        read_first_frame,
-        request_controls,
-    )
 
     request = parse_request(row, folder)
     first = read_first_frame(request.first_frame)
@@ -133,8 +123,6 @@ def checked_inputs(row: dict[str, Any], folder: Path, clip_frames: int, max_fram
 def _rows(model_input) -> list[dict[str, Any]]:
     """Request rows from a DataFrame, a dict (one request) or a list of dicts."""
     import pandas as pd
-
-    from longvie.serving.request import RequestError
 
     if isinstance(model_input, pd.DataFrame):
         rows = model_input.to_dict(orient="records")

@@ -21,12 +21,24 @@ import torch
 
 from longvie.atomic import replace_directory, write_json_atomically
 from longvie.config import LongvieConfig
-from longvie.model.backbone import condition_of, i2v_input, latent_frames, unconditioned_input
+from longvie.model.backbone import (
+    build_transformer,
+    condition_of,
+    i2v_input,
+    latent_frames,
+    unconditioned_input,
+)
 from longvie.model.losses import early_frame_weights, weighted_flow_matching_loss
+from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
 from longvie.ranks import is_rank_zero
+from longvie.registry import log_and_register
+from longvie.training.clips import clip_records
 from longvie.training.draws import shard_start, step_draws
 from longvie.training.flow import noisy_and_target, sample_sigmas
+from longvie.training.latents import LatentDataset, encode_clips
 from longvie.training.sampling import Phase, phase_at, phases_from
+from longvie.training.trainer import data_stamp, files_stamp, fit_step
+from longvie.training.vae import STEP_NAME as VAE_STEP, train_vae
 
 STEP_NAME = "base"
 
@@ -110,13 +122,6 @@ def save_base(config: LongvieConfig, transformer, text_encoder, vae_step_dir: Pa
 def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
                callbacks: tuple = (), tags: dict[str, str] | None = None) -> dict:
     """VAE pretraining, latent cache, DiT pretraining; writes ``paths.models/base``."""
-    from longvie.model.backbone import build_transformer
-    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
-    from longvie.training.clips import clip_records
-    from longvie.training.latents import LatentDataset, encode_clips
-    from longvie.training.trainer import data_stamp, files_stamp, fit_step
-    from longvie.training.vae import STEP_NAME as VAE_STEP
-    from longvie.training.vae import train_vae
 
     started = time.perf_counter()
     vae_report = train_vae(config, progress, log_mlflow, tags=tags)
@@ -174,7 +179,6 @@ def train_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = 
     report_path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomically(report_path, report)
     if logger is not None:
-        from longvie.registry import log_and_register
 
         logger.experiment.log_metric(logger.run_id, "base/heldout/flow_matching_loss",
                                      report["heldout"]["flow_matching_loss"])

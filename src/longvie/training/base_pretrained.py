@@ -16,8 +16,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from longvie.atomic import replace_directory, write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.model.pretrained import (
+    architecture_mismatches,
+    check_pretrained,
+    is_hub_id,
+    provenance,
+)
+from longvie.registry import log_and_register
+from longvie.tracking import ensure_experiment, standard_tags, tracking_client
 
 STEP_NAME = "base"
 
@@ -25,8 +34,6 @@ STEP_NAME = "base"
 def base_fingerprint(source: str) -> str:
     """md5 over the folder's files (a hub id stands for itself)."""
     import hashlib
-
-    from longvie.model.pretrained import is_hub_id
 
     if is_hub_id(source):
         return source
@@ -40,8 +47,6 @@ def base_fingerprint(source: str) -> str:
 def registered_base(config: LongvieConfig, fingerprint: str) -> int | None:
     """The version that already holds this base, if any."""
     from mlflow.exceptions import MlflowException
-
-    from longvie.tracking import tracking_client
 
     client = tracking_client(config)
     try:
@@ -57,12 +62,6 @@ def registered_base(config: LongvieConfig, fingerprint: str) -> int | None:
 def load_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
               tags: dict[str, str] | None = None) -> dict:
     """Check, load, cache latents, measure and register the pretrained base."""
-    from longvie.model.pretrained import (
-        architecture_mismatches,
-        check_pretrained,
-        is_hub_id,
-        provenance,
-    )
 
     source = config.model.pretrained
     check_pretrained(source, config.model)
@@ -103,7 +102,6 @@ def load_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     if log_mlflow:
         report["mlflow"] = register_base(config, source, made, report, tags,
                                          hub=is_hub_id(source))
-    from longvie.atomic import write_json_atomically
 
     write_json_atomically(report_path, report)
     return report
@@ -113,7 +111,6 @@ def write_pointer(config: LongvieConfig, source: str, made: dict) -> Path:
     """``models/base/model/longvie.json`` naming the loaded base: what a from-scratch base
     would put there is the weights; here it records where they are (a folder without its own
     parts loads them from its ``base``, as a stage folder over a hub base does)."""
-    from longvie.atomic import replace_directory
 
     folder = Path(config.paths.models) / STEP_NAME / "model"
     staging = folder.with_name(".model.partial")
@@ -128,9 +125,6 @@ def register_base(config: LongvieConfig, source: str, made: dict, report: dict,
                   tags: dict[str, str] | None, hub: bool) -> dict:
     """One MLflow run for this load; a model version for a base not registered before (a hub
     base is registered as a folder whose ``longvie.json`` names the hub id)."""
-
-    from longvie.registry import log_and_register
-    from longvie.tracking import ensure_experiment, standard_tags, tracking_client
 
     ensure_experiment(config)
     fingerprint = base_fingerprint(source)

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from longvie.config import LongvieConfig
-from longvie.controls.normalise import (
-    colour_inverse_depth,
-    global_bounds,
-    normalise_disparity,
-)
+from longvie.controls.normalise import colour_inverse_depth, global_bounds, normalise_disparity
 from longvie.controls.pointmap import rectangle_half_sizes, render_point_map, track_colours
 from longvie.controls.splat import splat_first_frame
+from longvie.errors import LongvieError
+from longvie.synth.corpus import render_corpus_video
 from longvie.synth.groundtruth import GroundTruth, grid_queries, query_tracks
+from longvie.synth.render import render_video, video_frames
+from longvie.video.io import read_video, write_video
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,6 @@ def corpus_video_clips(synth, corpus, folder: str, index: int, settings: Control
     """Corpus video ``index``: its decoded mp4 and the controls of its re-rendered scene."""
     import json
 
-    from longvie.errors import LongvieError
-    from longvie.synth.corpus import render_corpus_video
-    from longvie.video.io import read_video
-
     path = Path(folder) / f"scene_{index:05d}.mp4"
     decoded, _ = read_video(path)
     video = render_corpus_video(synth, corpus, index)
@@ -144,9 +140,7 @@ def corpus_video_clips(synth, corpus, folder: str, index: int, settings: Control
 def heldout_controlled_clips(config: LongvieConfig) -> list[ControlledClip]:
     """``pretrain.heldout_clips_per_video`` clips of each of the first ``heldout_videos``
     benchmark scenes (the clips :func:`corpus_clips.heldout_clips` picks), with their controls."""
-    from longvie.synth.render import render_video, video_frames
     from longvie.training.corpus_clips import heldout_starts
-    from longvie.video.io import read_video, write_video
 
     synth, settings = config.synth, ControlSettings.from_config(config)
     starts = heldout_starts(config, video_frames(synth, "benchmark"))

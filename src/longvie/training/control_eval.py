@@ -14,6 +14,11 @@ import numpy as np
 import torch
 
 from longvie.config import LongvieConfig
+from longvie.controls.splat import splat_first_frame
+from longvie.model.backbone import LatentCodec
+from longvie.model.sampler import ClipInputs, sample_clip
+from longvie.quality import metrics
+from longvie.training.clips import batch_to_frames, video_tensor
 from longvie.training.control_corpus import ControlledClip
 
 FIGURES = ("ssim", "psnr_db", "sharpness_ratio", "track_epe_px")
@@ -24,10 +29,6 @@ def generate_clips(parts, clips: list[ControlledClip], latents, config: LongvieC
                    seed: int, guidance: float) -> list[np.ndarray]:
     """Every clip generated once by ``parts`` (a :class:`~longvie.model.folder.Generator`) as
     uint8 frames, all clips in one batch."""
-    from longvie.training.clips import batch_to_frames
-    from longvie.model.sampler import ClipInputs, sample_clip
-    from longvie.model.backbone import LatentCodec
-    from longvie.training.clips import video_tensor
 
     sampler = benchmark_sampler(config)
     codec = LatentCodec(parts.vae)
@@ -59,7 +60,6 @@ def guidances(config: LongvieConfig) -> list[float]:
 
 def clip_scores(frames: np.ndarray, clip: ControlledClip) -> dict[str, float]:
     """SSIM, PSNR, sharpness ratio and track EPE of one clip's frames 1..N-1."""
-    from longvie.quality import metrics
 
     reference = clip.frames
     psnr, ssim = metrics.frame_quality(frames[1:], reference[1:])
@@ -96,8 +96,6 @@ def paired(a: list[dict], b: list[dict], key: str) -> dict:
 def reconstructions(parts, latents) -> list[np.ndarray]:
     """The reference clips through the VAE (encode, decode): the most a generated clip can keep
     of the reference's detail, since every sample is decoded by the same decoder."""
-    from longvie.training.clips import batch_to_frames
-    from longvie.model.backbone import LatentCodec
 
     codec = LatentCodec(parts.vae)
     videos = latents.tensors["video"]
@@ -107,7 +105,6 @@ def reconstructions(parts, latents) -> list[np.ndarray]:
 
 def baselines(clips: list[ControlledClip]) -> dict[str, list[np.ndarray]]:
     """``static`` (frame 0 held) and ``controls_only`` (frame 0 along the tracks) per clip."""
-    from longvie.controls.splat import splat_first_frame
 
     return {
         "static": [np.repeat(c.frames[:1], len(c.frames), axis=0) for c in clips],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import lightning as L
 
+from longvie.plots import save_figure, write_columns
 from longvie.training.heldout import measure
 
 
@@ -49,8 +50,6 @@ def write_curve(points: list[dict[str, float]], path: Path, title: str) -> list[
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from longvie.plots import save_figure, write_columns
 
     names = [name for name in points[0] if name != "step"]
     steps = [point["step"] for point in points]

@@ -21,6 +21,7 @@ import torch
 from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.model.backbone import LatentCodec
 from longvie.training.clips import ClipDataset, ClipRecord, clip_records
 
 MANIFEST = "manifest.json"
@@ -98,8 +99,6 @@ def encode_clips(config: LongvieConfig, vae_dir: str | Path, progress: bool = Tr
     from diffusers import AutoencoderKLWan
     from safetensors.torch import save_file
     from tqdm import tqdm
-
-    from longvie.model.backbone import LatentCodec
 
     started = time.perf_counter()
     vae_dir = vae_folder(vae_dir)

@@ -24,9 +24,15 @@ import sys
 import time
 from pathlib import Path
 
-from longvie.atomic import replace_directory
+from longvie.atomic import replace_directory, write_json_atomically
 from longvie.config import LongvieConfig
+from longvie.data_version import record_data
+from longvie.model.pretrained import provenance
+from longvie.plots import write_frame_strip, write_gif
 from longvie.step_lock import locked_step
+from longvie.tracking import tracking_client
+from longvie.training.clips import to_frames
+from longvie.training.corpus_clips import heldout_clips
 from longvie.training.sampling import phases_from, total_steps
 
 CORPUS_DVC_FILE = "pretrain.dvc"
@@ -36,7 +42,6 @@ META = "longvie.json"
 def render_and_record_corpus(config: LongvieConfig, progress: bool = True) -> dict:
     """Render (or reuse) the corpus and record it in ``pretrain.dvc`` when the root is a DVC
     project; the report carries the corpus version (its DVC md5, else the manifest's)."""
-    from longvie.data_version import record_data
     from longvie.synth.corpus import corpus_folder, render_corpus
 
     report = render_corpus(config.synth, config.pretrain.corpus, config.paths.pretrain, progress)
@@ -59,7 +64,6 @@ def pretrain(config: LongvieConfig, progress: bool = True, log_mlflow: bool = Tr
              tags: dict[str, str] | None = None, command: str | None = None) -> dict:
     """The corpus, then the parts of ``pretrain.parts`` (``base``: VAE + DiT -> ``output``;
     ``control``: DiT + controller over it -> ``control.output``), and ``reports/pretrain.json``."""
-    from longvie.atomic import write_json_atomically
 
     started = time.perf_counter()
     corpus = render_and_record_corpus(config, progress)
@@ -93,7 +97,6 @@ def pretrain_base(config: LongvieConfig, corpus: dict, report: dict, progress: b
                   log_mlflow: bool, tags: dict[str, str] | None) -> dict:
     """VAE (+ its adversarial decoder), DiT and caption encoder -> ``pretrain.output``."""
     from longvie.synth.corpus import corpus_folder
-    from longvie.training.corpus_clips import heldout_clips
     from longvie.training.pretrain_dit import pretrain_dit
     from longvie.training.pretrain_vae import pretrain_vae
 
@@ -137,7 +140,6 @@ def pretrain_controlled(config: LongvieConfig, corpus: dict, report: dict, progr
                         log_mlflow: bool, tags: dict[str, str] | None) -> dict:
     """DiT + dual controller over the base at ``pretrain.output`` -> ``pretrain.control.output``,
     with its picture and what it records about itself."""
-    from longvie.model.pretrained import provenance
     from longvie.training.pretrain_control import pretrain_control
 
     decoder = None
@@ -166,7 +168,6 @@ def pretrain_controlled(config: LongvieConfig, corpus: dict, report: dict, progr
     if decoder is not None:
         meta["pretrain"]["decoder"] = {key: decoder[key] for key in
                                        ("steps", "train_seconds", "weight", "heldout")}
-    from longvie.atomic import write_json_atomically
 
     write_json_atomically(meta_path, meta)
     return part
@@ -177,7 +178,6 @@ def pretrain_control_decoder(config: LongvieConfig, corpus: dict, progress: bool
     """The base VAE's decoder fine-tuned further (``pretrain.control.decoder``), for the control
     weights' ``vae/``: a run of its own, resumable like the others."""
     from longvie.synth.corpus import corpus_folder
-    from longvie.training.corpus_clips import heldout_clips
     from longvie.training.pretrain_vae_gan import pretrain_vae_gan
 
     return pretrain_vae_gan(config, corpus_folder(config.paths.pretrain), corpus["fingerprint"],
@@ -205,8 +205,6 @@ def write_pictures(config: LongvieConfig, heldout: list[dict], vae_dir: Path,
     import numpy as np
     from diffusers import AutoencoderKLWan
 
-    from longvie.training.clips import to_frames
-    from longvie.plots import write_frame_strip, write_gif
     from longvie.training.pretrain_vae import reconstruct
 
     per_video = max(1, config.pretrain.heldout_clips_per_video)
@@ -238,8 +236,6 @@ def write_control_pictures(config: LongvieConfig, shown: dict) -> dict[str, Path
     animated GIF of the rows side by side."""
     import numpy as np
 
-    from longvie.plots import write_frame_strip, write_gif
-
     per_video = max(1, config.pretrain.heldout_clips_per_video)
     count = len(shown["reference"])
     picks = list(range(0, count, per_video))[:3] or [0]
@@ -265,7 +261,6 @@ def write_control_pictures(config: LongvieConfig, shown: dict) -> dict[str, Path
 
 def log_artifacts(config: LongvieConfig, run_ids: list[str | None], paths: list[Path]) -> None:
     """The report and pictures on every part's MLflow run (each run then tells the whole story)."""
-    from longvie.tracking import tracking_client
 
     client = tracking_client(config)
     for run_id in filter(None, run_ids):

@@ -31,7 +31,20 @@ from torch.utils.data import Dataset
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
-from longvie.training.control_corpus import ControlledClip, ControlSettings
+from longvie.model.backbone import LatentCodec
+from longvie.model.folder import Generator, META, load_generator, save_controller
+from longvie.model.pretrained import check_pretrained
+from longvie.synth.corpus import corpus_folder
+from longvie.training.clips import video_tensor
+from longvie.training.control_corpus import (
+    ControlSettings,
+    ControlledClip,
+    corpus_video_clips,
+    heldout_controlled_clips,
+)
+from longvie.training.control_eval import generation_figures
+from longvie.training.latents import encoder_fingerprint
+from longvie.training.sampling import Phase
 
 STEP_NAME = "pretrain_control"
 LATENT_CACHE = "latents.safetensors"
@@ -64,7 +77,6 @@ class ControlLatents(Dataset):
 @torch.no_grad()
 def encode_clips(codec, clips: list[ControlledClip]) -> dict[str, torch.Tensor]:
     """``video``, ``dense`` and ``sparse`` latents of ``clips`` (one batch)."""
-    from longvie.training.clips import video_tensor
 
     videos = torch.stack([video_tensor(c.frames) for c in clips])
     grey = torch.stack([torch.from_numpy(c.depth) for c in clips]) * 2 - 1
@@ -75,8 +87,6 @@ def encode_clips(codec, clips: list[ControlledClip]) -> dict[str, torch.Tensor]:
 
 
 def _render_video_clips(args) -> list[ControlledClip]:
-    from longvie.training.control_corpus import corpus_video_clips
-
     return corpus_video_clips(*args)
 
 
@@ -90,9 +100,6 @@ def corpus_control_latents(config: LongvieConfig, codec, vae_dir: Path, corpus_s
     from safetensors import safe_open
     from safetensors.torch import save_file
     from tqdm import tqdm
-
-    from longvie.synth.corpus import corpus_folder
-    from longvie.training.latents import encoder_fingerprint
 
     settings = ControlSettings.from_config(config)
     stamp = json.dumps([CACHE_FORMAT, encoder_fingerprint(vae_dir), corpus_stamp,
@@ -134,7 +141,6 @@ def heldout_latents(codec, clips: list[ControlledClip]) -> ControlLatents:
 
 def build_module(config: LongvieConfig, base_dir: str):
     """The training module over the base at ``base_dir`` with a fresh controller."""
-    from longvie.model.folder import load_generator
     from longvie.training.stages import PRETRAIN_CONTROL, ControllerModule
 
     settings = config.pretrain.control
@@ -154,13 +160,7 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
     (with the picture's clips under ``"_samples"``)."""
     import lightning as L
 
-    from longvie.model.backbone import LatentCodec
-    from longvie.model.folder import Generator
-    from longvie.model.pretrained import check_pretrained
-    from longvie.training.control_corpus import heldout_controlled_clips
-    from longvie.training.control_eval import generation_figures
     from longvie.training.heldout import measure
-    from longvie.training.sampling import Phase
     from longvie.training.trainer import (
         TrainingClock,
         fit_step,
@@ -234,7 +234,6 @@ def training_settings(config: LongvieConfig) -> dict:
 def base_stamp(base_dir: str) -> dict:
     """What training starts from: the base DiT, the caption encoder and the VAE's encoder (a
     decoder fine-tuned later changes no latent, so it does not restart this part)."""
-    from longvie.training.latents import encoder_fingerprint
     from longvie.training.trainer import files_stamp
 
     base = Path(base_dir)
@@ -280,7 +279,6 @@ def save_control_folder(config: LongvieConfig, transformer, vae=None) -> Path:
     """``pretrain.control.output``: the controller and DiT (and ``vae``, its decoder in half
     precision, when given), naming the base folder by a path relative to itself (the two folders travel together
     in the repository)."""
-    from longvie.model.folder import META, save_controller
 
     out_dir = Path(config.pretrain.control.output)
     staging = out_dir.with_name(f".{out_dir.name}.partial")

@@ -19,9 +19,15 @@ from torch.utils.data import Dataset
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
+from longvie.model.backbone import LatentCodec, build_transformer
+from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
 from longvie.training.base import BaseModule, heldout_loss
+from longvie.training.corpus_clips import CorpusClips
+from longvie.training.latents import vae_fingerprint
+from longvie.training.pretrain_eval import generation_figures
 from longvie.training.sampling import Phase, phases_from, total_steps
 from longvie.training.schedule import optimizer_config
+from longvie.training.trainer import TrainingClock, fit_step, modules_stamp, recorded_train_seconds
 
 STEP_NAME = "pretrain_dit"
 CODE = ("longvie.training.pretrain_dit", "longvie.training.base", "longvie.training.flow",
@@ -84,10 +90,7 @@ def corpus_latents(config: LongvieConfig, vae_dir: Path, corpus_stamp: str,
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from longvie.model.backbone import LatentCodec
     from longvie.synth.corpus import corpus_folder
-    from longvie.training.corpus_clips import CorpusClips
-    from longvie.training.latents import vae_fingerprint
 
     video = config.video
     stamp = f"{vae_fingerprint(vae_dir)}:{corpus_stamp}:{video.clip_frames}"
@@ -116,17 +119,6 @@ def pretrain_dit(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     """Train (resuming) the DiT + caption encoder; returns its report (with the sample frames
     under ``"_samples"``, for the picture)."""
     from diffusers import AutoencoderKLWan
-
-    from longvie.model.backbone import LatentCodec, build_transformer
-    from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
-    from longvie.training.pretrain_eval import generation_figures
-    from longvie.training.latents import vae_fingerprint
-    from longvie.training.trainer import (
-        TrainingClock,
-        fit_step,
-        modules_stamp,
-        recorded_train_seconds,
-    )
 
     started = time.perf_counter()
     settings, model = config.pretrain.dit, dataclasses.replace(config.model, pretrained="")

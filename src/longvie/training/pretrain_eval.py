@@ -15,6 +15,9 @@ import numpy as np
 import torch
 
 from longvie.config import LongvieConfig
+from longvie.model.backbone import LatentCodec, latent_frames
+from longvie.model.sampler import ClipInputs, sample_clip
+from longvie.training.clips import to_frames
 
 SAMPLE_SEEDS = (0, 1)
 FIGURES = ("sharpness_ratio", "psnr_db", "ssim")
@@ -24,9 +27,6 @@ FIGURES = ("sharpness_ratio", "psnr_db", "ssim")
 def generate_heldout(transformer, text_encoder, vae, heldout: list[dict], config: LongvieConfig,
                      seed: int) -> list[np.ndarray]:
     """Each held-out clip generated from its true first frame and caption (uint8 frames)."""
-    from longvie.training.clips import to_frames
-    from longvie.model.sampler import ClipInputs, sample_clip
-    from longvie.model.backbone import LatentCodec, latent_frames
     from longvie.model.controller import LongVieTransformer
 
     settings = config.pretrain
@@ -68,7 +68,6 @@ def generation_figures(transformer, text_encoder, vae, heldout: list[dict],
                        config: LongvieConfig) -> tuple[dict, list[np.ndarray]]:
     """Figures over :data:`SAMPLE_SEEDS` (mean, spread, per seed), and seed 0's clips; plus the
     static baseline (the first frame held) for scale."""
-    from longvie.training.clips import to_frames
 
     references = [to_frames(item["video"].unsqueeze(0)) for item in heldout]
     per_seed, first = {}, None

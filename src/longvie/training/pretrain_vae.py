@@ -18,8 +18,12 @@ import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
+from longvie.model.backbone import LatentCodec, build_vae
+from longvie.training.clips import to_frames
+from longvie.training.corpus_clips import CorpusClips
 from longvie.training.sampling import Phase, phases_from, total_steps
 from longvie.training.schedule import optimizer_config
+from longvie.training.trainer import TrainingClock, fit_step, modules_stamp, recorded_train_seconds
 from longvie.training.vae import STATISTICS_CLIPS, VaeModule, set_latent_statistics
 
 STEP_NAME = "pretrain_vae"
@@ -49,8 +53,6 @@ def model_dir(config: LongvieConfig) -> Path:
 @torch.no_grad()
 def reconstruct(vae, videos: list[torch.Tensor]) -> list[np.ndarray]:
     """Each (3, T, H, W) clip encoded (posterior mode, normalised) and decoded, as uint8 frames."""
-    from longvie.training.clips import to_frames
-    from longvie.model.backbone import LatentCodec
 
     codec = LatentCodec(vae.eval())
     return [to_frames(codec.decode(codec.encode(video.unsqueeze(0)))) for video in videos]
@@ -59,7 +61,6 @@ def reconstruct(vae, videos: list[torch.Tensor]) -> list[np.ndarray]:
 def reconstruction_figures(vae, videos: list[torch.Tensor]) -> dict:
     """PSNR / SSIM / sharpness ratio of full clips through the VAE, per clip and averaged."""
     from longvie.quality import metrics
-    from longvie.training.clips import to_frames
 
     psnr, ssim, sharp = [], [], []
     for decoded, video in zip(reconstruct(vae, videos), videos, strict=True):
@@ -79,14 +80,6 @@ def pretrain_vae(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
                  heldout: list[dict], progress: bool = True, log_mlflow: bool = True,
                  tags: dict[str, str] | None = None) -> dict:
     """Train (resuming from the last checkpoint) and save the VAE; returns its report."""
-    from longvie.model.backbone import build_vae
-    from longvie.training.corpus_clips import CorpusClips
-    from longvie.training.trainer import (
-        TrainingClock,
-        fit_step,
-        modules_stamp,
-        recorded_train_seconds,
-    )
 
     started = time.perf_counter()
     settings = config.pretrain.vae

@@ -20,8 +20,13 @@ import torch
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.config.schema import AdversarialConfig
+from longvie.model.discriminator import PatchDiscriminator
+from longvie.training.corpus_clips import CorpusClips
 from longvie.training.draws import shard_start
+from longvie.training.latents import vae_fingerprint
+from longvie.training.pretrain_vae import reconstruction_figures
 from longvie.training.sampling import Phase, phase_at, phases_from
+from longvie.training.trainer import TrainingClock, fit_step, modules_stamp, recorded_train_seconds
 from longvie.training.vae import crop_frames
 
 STEP_NAME = "pretrain_vae_gan"
@@ -98,17 +103,6 @@ def pretrain_vae_gan(config: LongvieConfig, corpus_dir: Path, corpus_stamp: str,
     ``settings`` default to the base's ``pretrain.vae.adversarial``; the control part passes its
     own decoder settings with a ``step_name`` and MLflow ``part`` of its own."""
     from diffusers import AutoencoderKLWan
-
-    from longvie.model.discriminator import PatchDiscriminator
-    from longvie.training.corpus_clips import CorpusClips
-    from longvie.training.latents import vae_fingerprint
-    from longvie.training.pretrain_vae import reconstruction_figures
-    from longvie.training.trainer import (
-        TrainingClock,
-        fit_step,
-        modules_stamp,
-        recorded_train_seconds,
-    )
 
     started = time.perf_counter()
     settings = settings or config.pretrain.vae.adversarial

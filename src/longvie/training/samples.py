@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from longvie.model.sampler import ClipInputs, sample_clip as sample_latents
 from longvie.plots import write_gif
+from longvie.training.clips import to_frames
 from longvie.training.stage_data import StageDataset, load_depth
 from longvie.training.stages import ControllerModule
 
@@ -21,9 +23,6 @@ def sample_clip(module: ControllerModule, dataset: StageDataset, index: int = 0,
                 seed: int = 0) -> np.ndarray:
     """The generated clip (T, H, W, 3) uint8 for held-out item ``index`` (Euler, no guidance):
     the sampler ``longvie generate`` runs per clip."""
-    from longvie.training.clips import to_frames
-    from longvie.model.sampler import ClipInputs
-    from longvie.model.sampler import sample_clip as sample_latents
 
     batch = default_collate([dataset[index]])
     text = module.text_encoder.encode(list(batch["caption"]))

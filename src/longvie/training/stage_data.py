@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from longvie.config import LongvieConfig
-from longvie.training.clips import ClipRecord, depth_tensor
-from longvie.training.latents import LatentDataset
+from longvie.training.clips import ClipRecord, clip_records, depth_tensor
+from longvie.training.latents import LatentDataset, SPLITS
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,6 @@ class StageDataset(Dataset):
 
 def _records_of(config: LongvieConfig, clip_ids: list[str]) -> list[ClipRecord]:
     """The records of ``clip_ids`` (any split), for preceding clips outside the given list."""
-    from longvie.training.clips import clip_records
-    from longvie.training.latents import SPLITS
 
     wanted = set(clip_ids)
     return [r for r in clip_records(config, SPLITS, with_controls=True) if r.clip_id in wanted]

@@ -17,8 +17,20 @@ from pathlib import Path
 from longvie.atomic import write_json_atomically
 from longvie.config import LongvieConfig
 from longvie.errors import LongvieError
+from longvie.model.folder import load_generator, read_meta, save_stage_model
+from longvie.model.pretrained import check_controlled, check_pretrained
+from longvie.plots import plot_losses
 from longvie.ranks import is_rank_zero
-from longvie.training.stages import STAGES, StageSpec
+from longvie.registry import log_and_register
+from longvie.tracking import flatten
+from longvie.training.clips import clip_records
+from longvie.training.heldout import degraded_conditions, measure
+from longvie.training.heldout_curve import HeldoutCurve, write_curve
+from longvie.training.samples import write_sample_gif
+from longvie.training.sampling import Phase
+from longvie.training.stage_data import StageDataset
+from longvie.training.stages import ControllerModule, STAGES, StageSpec
+from longvie.training.trainer import data_stamp, files_stamp, fit_step
 
 
 def model_dir(config: LongvieConfig, step_name: str) -> Path:
@@ -28,12 +40,10 @@ def model_dir(config: LongvieConfig, step_name: str) -> Path:
 def start_source(config: LongvieConfig, spec: StageSpec) -> str:
     """The folder (or hub id) this stage starts from."""
     if spec.previous == "base" and config.model.controlled:
-        from longvie.model.pretrained import check_controlled
 
         check_controlled(config.model.controlled, config.model)
         return config.model.controlled
     if spec.previous == "base" and config.model.pretrained:
-        from longvie.model.pretrained import check_pretrained
 
         check_pretrained(config.model.pretrained, config.model)
         return config.model.pretrained
@@ -54,8 +64,6 @@ def source_stamp(source: str) -> str:
     """One md5 over :func:`files_stamp` of a model folder: what a stage records of its start."""
     import hashlib
 
-    from longvie.training.trainer import files_stamp
-
     return hashlib.md5(json.dumps(files_stamp(source)).encode()).hexdigest()
 
 
@@ -66,7 +74,6 @@ def stale_ancestor(folder: str) -> str | None:
     retrained since (``train stage=1`` beside a benchmark, say) leaves its children built on the
     old one. The chain is walked up to the base.
     """
-    from longvie.model.folder import read_meta
 
     current = folder
     while True:
@@ -82,7 +89,6 @@ def stale_ancestor(folder: str) -> str | None:
 
 def stage_records(config: LongvieConfig, spec: StageSpec, splits: tuple[str, ...]):
     """Clips with controls; stage 3 keeps those with a preceding clip (their history)."""
-    from longvie.training.clips import clip_records
 
     records = clip_records(config, splits, with_controls=True)
     if spec.history:
@@ -95,13 +101,6 @@ def stage_records(config: LongvieConfig, spec: StageSpec, splits: tuple[str, ...
 
 def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlflow: bool = True,
                 callbacks: tuple = (), tags: dict[str, str] | None = None) -> dict:
-    from longvie.model.folder import save_stage_model
-    from longvie.tracking import flatten
-    from longvie.training.heldout import degraded_conditions, measure
-    from longvie.training.heldout_curve import HeldoutCurve
-    from longvie.training.sampling import Phase
-    from longvie.training.stage_data import StageDataset
-    from longvie.training.trainer import data_stamp, files_stamp, fit_step
 
     if key not in STAGES:
         raise LongvieError(f"stage={key!r}: the controller stages are {sorted(STAGES)}")
@@ -177,7 +176,6 @@ def train_stage(config: LongvieConfig, key: str, progress: bool = True, log_mlfl
 def heldout_dataset(config: LongvieConfig, spec: StageSpec):
     """The stage's held-out clips (validation and benchmark splits), always with their real
     first frames: the degraded-frame comparison degrades them."""
-    from longvie.training.stage_data import StageDataset
 
     inputs = dataclasses.replace(
         spec.inputs(config.model.condition_encoding, config.model.sparse_control),
@@ -189,9 +187,6 @@ def heldout_dataset(config: LongvieConfig, spec: StageSpec):
 def stage_module(config: LongvieConfig, spec: StageSpec, source: str):
     """The stage's LightningModule over the model folder ``source`` (seeded, as every stage)."""
     import lightning as L
-
-    from longvie.model.folder import load_generator
-    from longvie.training.stages import ControllerModule
 
     L.seed_everything(config.training.trainer.seed, workers=True, verbose=False)
     parts = load_generator(source, config.model, with_controller=True)
@@ -206,9 +201,6 @@ def stage_module(config: LongvieConfig, spec: StageSpec, source: str):
 
 def stage_pictures(module, held_out, curve, reports: Path, key: str, fps: int) -> list[Path]:
     """The loss curve, a held-out sample GIF and the held-out curve (when one was taken)."""
-    from longvie.plots import plot_losses
-    from longvie.training.heldout_curve import write_curve
-    from longvie.training.samples import write_sample_gif
 
     pictures = [plot_losses(module.losses, reports / f"train_{key}_loss.png",
                             f"stage {key}: training loss")] if module.losses else []
@@ -221,8 +213,6 @@ def stage_pictures(module, held_out, curve, reports: Path, key: str, fps: int) -
 
 
 def _log_outcome(config, logger, spec, report, out_dir, pictures, report_path) -> dict:
-    from longvie.registry import log_and_register
-
     client = logger.experiment
     for name, value in report["heldout"].items():
         if isinstance(value, float):

@@ -21,6 +21,13 @@ from torch.utils.data import DataLoader, Dataset
 from longvie.atomic import write_atomically
 from longvie.config import LongvieConfig
 from longvie.ranks import barrier, is_rank_zero
+from longvie.tracking import (
+    ensure_experiment,
+    owner_tags,
+    standard_tags,
+    tracking_client,
+    tracking_uri,
+)
 from longvie.training.sampling import Phase, StepBatchSampler, total_steps
 
 LAST = "last.ckpt"
@@ -137,8 +144,6 @@ def mlflow_logger(config: LongvieConfig, run_name: str,
     """
     from lightning.pytorch.loggers import MLFlowLogger
 
-    from longvie.tracking import ensure_experiment, owner_tags, standard_tags, tracking_uri
-
     ensure_experiment(config)
     run_id = None
     id_file = checkpoint_dir(config, step_name).parent / RUN_ID_FILE if step_name else None
@@ -162,8 +167,6 @@ def _run_in_store(config: LongvieConfig, run_id: str) -> str | None:
     outlive their store: pulled with `dvc pull` onto a fresh clone, or copied into a `dvc exp
     run --temp` workspace whose mlflow.db is new."""
     from mlflow.exceptions import MlflowException
-
-    from longvie.tracking import tracking_client
 
     if not run_id:
         return None

@@ -20,9 +20,12 @@ import torch
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
+from longvie.model.backbone import LatentCodec, build_vae
 from longvie.ranks import barrier, is_rank_zero
+from longvie.training.clips import ClipDataset, clip_records
 from longvie.training.draws import shard_start
 from longvie.training.sampling import Phase, phase_at, phases_from
+from longvie.training.trainer import data_stamp, fit_step
 
 STEP_NAME = "vae"
 
@@ -97,7 +100,6 @@ def set_latent_statistics(vae, videos: list[torch.Tensor]) -> None:
 @torch.no_grad()
 def reconstruction_psnr(vae, videos: list[torch.Tensor]) -> float:
     """Mean PSNR (dB, on [0, 1] pixels) of full clips encoded (posterior mode) and decoded."""
-    from longvie.model.backbone import LatentCodec
 
     codec, values = LatentCodec(vae.eval()), []
     for video in videos:
@@ -110,9 +112,6 @@ def reconstruction_psnr(vae, videos: list[torch.Tensor]) -> float:
 def train_vae(config: LongvieConfig, progress: bool = True, log_mlflow: bool = True,
               callbacks: tuple = (), tags: dict[str, str] | None = None) -> dict:
     """Train (resuming from the last checkpoint if one exists) and save ``paths.models/vae``."""
-    from longvie.model.backbone import build_vae
-    from longvie.training.clips import ClipDataset, clip_records
-    from longvie.training.trainer import data_stamp, fit_step
 
     started = time.perf_counter()
     phases = phases_from(config.training.vae.phases)
