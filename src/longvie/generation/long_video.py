@@ -154,11 +154,14 @@ def generate_long_videos(
     write: Callable[[int, np.ndarray], None],
     condition_encoding: str = "first_frame",
     progress: bool = True,
+    on_clip: Callable[[ClipSpan, torch.Tensor, np.ndarray], None] | None = None,
 ) -> dict:
     """:func:`generate_long_video` for several sampler seeds at once, as one batch (the DiT and
     VAE run far more efficiently on a batch than on one clip at a time on a CPU); ``write``
     receives (index into ``seeds``, frame). Chain ``k`` is what a run with ``seeds[k]`` alone
-    generates, up to float summation order."""
+    generates, up to float summation order. ``on_clip(span, latents, next_frames)``, when given,
+    sees each clip's generated latents (chains, z, F, h, w) and the frames (chains, H, W, 3)
+    uint8 the next clip is conditioned on (what training on the model's own rollouts needs)."""
     import time
 
     from tqdm import tqdm
@@ -208,6 +211,8 @@ def generate_long_videos(
         frame_pixels = (anchor_colours(videos[:, -1], first_frame) if settings.colour_anchor
                         else videos[:, -1])
         frame = video_tensor(frame_pixels).permute(1, 0, 2, 3)
+        if on_clip is not None:
+            on_clip(span, latents, frame_pixels)
         count = settings.history_frames // 4
         history = latents[:, :, -count:] if settings.history and count else None
         previous_end = latents[:, :, -1]
