@@ -14,7 +14,8 @@ regeneration, a colour drift) draws. This script makes the degradation the real 
 The trained folder is written to ``--out``; compare it with ``bench/compare_models.py``.
 
     .venv/bin/python bench/rollout_training.py [--model=models/stage3/model] [--steps=400]
-        [--rollout_p=0.7] [--lr=1e-4] [--out=/tmp/rollout/model] [hydra overrides]
+        [--rollout_p=0.7] [--lr=1e-4] [--videos=0 (all training videos)]
+        [--out=/tmp/rollout/model] [hydra overrides]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from script_options import take_option
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def rollouts(config, folder: Path) -> dict:
+def rollouts(config, folder: Path, videos: int = 0) -> dict:
     """clip id -> {"frame": (H, W, 3) uint8, "history": (z, 2, h, w)} of the model's rollout
     through the training video the clip belongs to (clips that open a video have none)."""
     import pandas as pd
@@ -39,7 +40,7 @@ def rollouts(config, folder: Path) -> dict:
     from longvie.generation.sources import stored_video
 
     clips = pd.read_parquet(Path(config.paths.curated) / "clips.parquet")
-    sources = sorted(clips[clips.split == "train"].source_id.unique())
+    sources = sorted(clips[clips.split == "train"].source_id.unique())[: videos or None]
     parts = load_model(config, folder)
     settings = _sampler(config, Contender("candidate", None, None))
     bank = {}
@@ -100,11 +101,12 @@ def main(args: list[str]) -> int:
     steps, args = take_option(args, "steps", "400")
     probability, args = take_option(args, "rollout_p", "0.7")
     rate, args = take_option(args, "lr", "1e-4")
+    videos, args = take_option(args, "videos", "0")
     out, overrides = take_option(args, "out", "/tmp/rollout/model")
     config = compose(overrides)
     folder = (ROOT / model).resolve()
     started = time.perf_counter()
-    bank = rollouts(config, folder)
+    bank = rollouts(config, folder, int(videos))
     print(f"rollouts: {len(bank)} clips in {time.perf_counter() - started:.0f} s", flush=True)
 
     spec = STAGES["3"]
