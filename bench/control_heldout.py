@@ -27,9 +27,9 @@ from longvie.controls.normalise import from_uint16
 from longvie.generation.sources import stored_video
 from longvie.model.backbone import LatentCodec
 from longvie.model.folder import load_generator
-from longvie.training.control_corpus import ControlledClip, sparse_video
-from longvie.training.control_eval import generation_figures
-from longvie.training.pretrain_control import heldout_latents
+from longvie.training.pretrain.control_corpus import ControlledClip, sparse_video
+from longvie.training.pretrain.control_eval import generation_figures
+from longvie.training.pretrain.control import heldout_latents
 from longvie.video.io import read_video
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from longvie.config import compose
 from longvie.synth.corpus import corpus_fingerprint
-from longvie.training.pretrain_control import LATENT_CACHE, STEP_NAME, pretrain_control
+from longvie.training.pretrain.control import LATENT_CACHE, STEP_NAME, pretrain_control
 
 
 def run_variant(name: str, overrides: list[str], steps: int, root: Path) -> dict:

@@ -54,9 +54,9 @@ def main(args: list[str]) -> int:
     from longvie.model.backbone import condition_of
     from longvie.training.draws import step_draws
     from longvie.training.flow import noisy_and_target
-    from longvie.training.stage_data import StageDataset
-    from longvie.training.stage_run import stage_records, start_source
-    from longvie.training.stages import STAGES, ControllerModule, control_input, flow_matching_terms
+    from longvie.training.stages.data import StageDataset
+    from longvie.training.stages.run import stage_records, start_source
+    from longvie.training.stages.module import STAGES, ControllerModule, control_input, flow_matching_terms
 
     steps, args = take_option(args, "steps", "300")
     lr, args = take_option(args, "lr", "5e-4")

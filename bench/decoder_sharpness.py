@@ -30,9 +30,9 @@ from longvie.model.backbone import LatentCodec
 from longvie.model.folder import load_generator
 from longvie.synth.corpus import corpus_fingerprint, corpus_folder
 from longvie.training.clips import video_tensor
-from longvie.training.control_corpus import heldout_controlled_clips
-from longvie.training.control_eval import benchmark_sampler, clip_scores, guidances, summary
-from longvie.training.pretrain_control import heldout_latents
+from longvie.training.pretrain.control_corpus import heldout_controlled_clips
+from longvie.training.pretrain.control_eval import benchmark_sampler, clip_scores, guidances, summary
+from longvie.training.pretrain.control import heldout_latents
 
 SEEDS = (0, 1, 2)
 
@@ -64,8 +64,8 @@ def decoded_scores(vae, latents: torch.Tensor, clips) -> dict:
 
 def fine_tuned_decoder(config, weight: float, steps: int, root: Path) -> tuple[Path, dict]:
     """``pretrain_vae_gan`` from the shipped VAE, in a models folder of its own."""
-    from longvie.training.corpus_clips import heldout_clips
-    from longvie.training.pretrain_vae_gan import pretrain_vae_gan
+    from longvie.training.pretrain.corpus_clips import heldout_clips
+    from longvie.training.pretrain.vae_gan import pretrain_vae_gan
 
     variant = compose([f"paths.models={root / f'w{weight:g}_s{steps}'}",
                        f"pretrain.vae.adversarial.weight={weight}",

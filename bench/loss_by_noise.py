@@ -27,9 +27,9 @@ from longvie.model.backbone import LatentCodec, i2v_input
 from longvie.model.folder import load_generator
 from longvie.model.losses import weighted_flow_matching_loss
 from longvie.training.clips import video_tensor
-from longvie.training.control_corpus import heldout_controlled_clips
+from longvie.training.pretrain.control_corpus import heldout_controlled_clips
 from longvie.training.flow import NUM_TIMESTEPS, shift_sigmas
-from longvie.training.pretrain_control import heldout_latents
+from longvie.training.pretrain.control import heldout_latents
 from longvie.model.backbone import control_input
 
 LEVELS = (0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95)

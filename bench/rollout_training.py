@@ -93,9 +93,9 @@ def main(args: list[str]) -> int:
 
     from longvie.config import compose
     from longvie.model.folder import save_stage_model
-    from longvie.training.stage_data import StageDataset
-    from longvie.training.stage_run import stage_module, stage_records
-    from longvie.training.stages import STAGES
+    from longvie.training.stages.data import StageDataset
+    from longvie.training.stages.run import stage_module, stage_records
+    from longvie.training.stages.module import STAGES
 
     model, args = take_option(args, "model", "models/stage3/model")
     steps, args = take_option(args, "steps", "400")

@@ -36,8 +36,8 @@ def main(args: list[str]) -> int:
     from longvie.model.sampler import ClipInputs, sample_clip
     from longvie.model.backbone import LatentCodec, latent_frames
     from longvie.model.folder import load_generator
-    from longvie.training.corpus_clips import heldout_clips
-    from longvie.training.pretrain_eval import clip_figures
+    from longvie.training.pretrain.corpus_clips import heldout_clips
+    from longvie.training.pretrain.evaluation import clip_figures
 
     clips_text, args = take_option(args, "clips", "8")
     model_text, args = take_option(args, "model", str(ROOT / "weights" / "tiny-base"))

@@ -35,7 +35,7 @@ def build_module(config):
     from longvie.model.controller import DualController, LongVieTransformer
     from longvie.model.folder import load_generator
     from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
-    from longvie.training.stages import STAGES, ControllerModule
+    from longvie.training.stages.module import STAGES, ControllerModule
 
     spec = STAGES["1"]
     base_dir = Path(config.paths.models) / "base" / "model"
@@ -140,8 +140,8 @@ def data_wait_share(config, module, steps: int) -> dict:
     from lightning.pytorch.profilers import SimpleProfiler
 
     from longvie.training.sampling import Phase
-    from longvie.training.stage_data import StageDataset
-    from longvie.training.stage_run import stage_records
+    from longvie.training.stages.data import StageDataset
+    from longvie.training.stages.run import stage_records
     from longvie.training.trainer import StepDataModule
 
     spec = module.spec

@@ -227,7 +227,7 @@ def pretrained_base(context: dg.AssetExecutionContext, longvie: LongvieConfigRes
                     mlflow: MlflowResource) -> dg.MaterializeResult:
     import base64
 
-    from longvie.training.pretrain import pretrain
+    from longvie.training.pretrain.run import pretrain
 
     config = longvie.compose()
     try:

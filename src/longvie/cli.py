@@ -69,7 +69,7 @@ def _controls(config: LongvieConfig) -> int:
 
 
 def _pretrain(config: LongvieConfig) -> int:
-    from longvie.training.pretrain import pretrain
+    from longvie.training.pretrain.run import pretrain
 
     report = pretrain(config)
     print(f"pretrain: corpus {report['corpus']['videos']} videos (version "

@@ -10,7 +10,7 @@ from longvie.config import LongvieConfig
 from longvie.data_version import record_raw_data
 from longvie.errors import LongvieError
 from longvie.step_lock import locked_step
-from longvie.training.base_pretrained import load_base
+from longvie.training.base.pretrained import load_base
 
 
 def synth(config: LongvieConfig) -> int:
@@ -42,10 +42,10 @@ def train_report(config: LongvieConfig, stage: str, progress: bool = True,
 
         return load_base(config, progress=progress, tags=tags)
     if stage == "base":
-        from longvie.training.base import train_base
+        from longvie.training.base.run import train_base
 
         return train_base(config, progress=progress, tags=tags)
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     return train_stage(config, stage, progress=progress, tags=tags)
 

@@ -40,7 +40,7 @@ def config(root: Path, *overrides: str):
 @pytest.fixture(scope="module")
 def with_base(curated, tmp_path_factory) -> Path:
     """The smoke data curated with controls, and a trained base (what stage 1 starts from)."""
-    from longvie.training.base import train_base
+    from longvie.training.base.run import train_base
 
     root = copy_project(curated, tmp_path_factory.mktemp("with_base"), ("data", "models"))
     train_base(config(root), progress=False, log_mlflow=False)
@@ -51,7 +51,7 @@ def with_base(curated, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def with_stages(with_base, tmp_path_factory) -> Path:
     """... and stages 1 and 2 trained on it (what stages 2 and 3 start from)."""
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     root = copy_project(with_base, tmp_path_factory.mktemp("with_stages"), ("data", "models"))
     for key in ("1", "2"):

@@ -17,7 +17,7 @@ STEPS = [  # (module, function, extra arguments, the paths key made unwritable)
     ("longvie.steps", "train_report", ("1",), "models"),
     ("longvie.benchmark.run", "run_benchmark", (), "reports"),
     ("longvie.promotion.run", "promote_from_benchmark", (), "reports"),
-    ("longvie.training.pretrain", "pretrain", (), "reports"),
+    ("longvie.training.pretrain.run", "pretrain", (), "reports"),
 ]
 
 

@@ -69,7 +69,7 @@ def runs_and_versions(root: Path, step: str) -> tuple[list, list]:
 @pytest.fixture(scope="module")
 def single_base(curated, tmp_path_factory) -> Path:
     """The base trained by one process: the reference, and the start of the stage runs."""
-    from longvie.training.base import train_base
+    from longvie.training.base.run import train_base
 
     root = copy_project(curated, tmp_path_factory.mktemp("single_base"))
     train_base(compose(["profile=smoke", f"paths.root={root}"]), progress=False)
@@ -78,7 +78,7 @@ def single_base(curated, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def single_stage1(single_base, tmp_path_factory) -> Path:
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     root = copy_project(single_base, tmp_path_factory.mktemp("single_stage1"), ("data", "models"))
     train_stage(compose(["profile=smoke", f"paths.root={root}", *STAGE1_STEPS]), "1",
@@ -122,7 +122,7 @@ KILL_RANK_1 = textwrap.dedent(
     import os, signal, sys
     import lightning as L
     from longvie.config import compose
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     class KillRank1At(L.Callback):
         def on_train_batch_end(self, trainer, *args):

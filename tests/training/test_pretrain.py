@@ -276,7 +276,7 @@ KILLED_CONTROL = textwrap.dedent(
     import lightning as L
     from longvie.config import compose
     from longvie.synth.corpus import corpus_fingerprint
-    from longvie.training.pretrain_control import pretrain_control
+    from longvie.training.pretrain.control import pretrain_control
 
     class KillAt(L.Callback):
         def on_train_batch_end(self, trainer, *args):
@@ -296,7 +296,7 @@ def test_a_killed_control_run_resumes_to_the_weights_of_an_uninterrupted_one(pre
 
     from longvie.config import compose
     from longvie.synth.corpus import corpus_fingerprint
-    from longvie.training.pretrain_control import pretrain_control
+    from longvie.training.pretrain.control import pretrain_control
 
     overrides = ["pretrain.control.steps=6", "pretrain.control.sample_seeds=[0]"]
     roots = []
@@ -401,7 +401,7 @@ def test_a_missing_truncated_or_foreign_base_is_refused_naming_the_file(smoke_co
 def test_stage1_refuses_a_broken_base_before_training(curated, tmp_path, base_folder):
     from longvie.config import compose
     from longvie.errors import LongvieError
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     (base_folder / "text_encoder" / "vocab.json").unlink()
     root = copy_project(curated, tmp_path / "root")
@@ -444,8 +444,8 @@ def test_the_base_step_loads_registers_once_and_stage1_starts_from_it(curated, t
 def test_stage1_starts_from_the_control_weights_the_profile_names(pretrained):
     from longvie.config import compose
     from longvie.errors import LongvieError
-    from longvie.training.stage_run import start_source
-    from longvie.training.stages import STAGES
+    from longvie.training.stages.run import start_source
+    from longvie.training.stages.module import STAGES
 
     folder = pretrained / "weights" / "smoke-longvie"
     config = compose(["profile=smoke", f"paths.root={pretrained}", f"model.controlled={folder}"])

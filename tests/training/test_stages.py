@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from longvie.config import ConfigError, compose
 from longvie.errors import LongvieError
 from longvie.training.draws import step_draws
-from longvie.training.stages import (
+from longvie.training.stages.module import (
     STAGES,
     ControllerModule,
     FlowBatch,
@@ -199,8 +199,8 @@ def test_checkpoints_hold_only_what_a_stage_trains(stage, base_keys):
 @pytest.fixture(scope="module")
 def trained(curated, tmp_path_factory) -> Path:
     """base -> stage 1 -> 2 -> 3 on the smoke data, with MLflow on."""
-    from longvie.training.base import train_base
-    from longvie.training.stage_run import train_stage
+    from longvie.training.base.run import train_base
+    from longvie.training.stages.run import train_stage
 
     root = copy_project(curated, tmp_path_factory.mktemp("stages"))
     config = compose(["profile=smoke", f"paths.root={root}"])
@@ -294,7 +294,7 @@ def test_every_stage_is_an_mlflow_run_and_a_registered_version(trained):
     pictures = {f.path for f in client.list_artifacts(stage3.info.run_id, "pictures")}
     assert {"pictures/train_3_sample.gif", "pictures/train_3_loss.png"} <= pictures
     # A re-run that finds the stage trained adds no version.
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     again = train_stage(compose(["profile=smoke", f"paths.root={trained}"]), "3", progress=False)
     assert again["mlflow"]["version"] == int(versions[-1].version)
@@ -307,7 +307,7 @@ def test_every_stage_is_an_mlflow_run_and_a_registered_version(trained):
 
 
 def test_a_stage_needs_the_previous_one(curated, tmp_path):
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     root = copy_project(curated, tmp_path / "alone")
     with pytest.raises(LongvieError, match="stage=1"):
@@ -320,7 +320,7 @@ KILLED_STAGE = textwrap.dedent(
     import os, signal, sys
     import lightning as L
     from longvie.config import compose
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     class KillAt(L.Callback):
         def on_train_batch_end(self, trainer, *args):
@@ -334,7 +334,7 @@ KILLED_STAGE = textwrap.dedent(
 
 
 def test_a_killed_stage3_run_resumes_to_the_weights_of_an_uninterrupted_one(trained, tmp_path):
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     # Every mechanism on: history, degraded history and first frame; checkpoints every 2 steps.
     overrides = ["training.stage3.steps=6", "training.stage3.first_frame_p=1.0",
@@ -361,7 +361,7 @@ def test_a_killed_stage3_run_resumes_to_the_weights_of_an_uninterrupted_one(trai
 
 def test_a_stage_can_measure_its_held_out_curve_without_changing_what_it_trains(trained,
                                                                                tmp_path):
-    from longvie.training.stage_run import train_stage
+    from longvie.training.stages.run import train_stage
 
     reports = {}
     for name, every in (("plain", 0), ("curve", 1)):

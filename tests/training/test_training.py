@@ -69,7 +69,7 @@ KILLED_RUN = textwrap.dedent(
     import os, signal, sys
     import lightning as L
     from longvie.config import compose
-    from longvie.training.vae import train_vae
+    from longvie.training.base.vae import train_vae
 
     class KillAt(L.Callback):
         def on_train_batch_end(self, trainer, *args):
@@ -83,7 +83,7 @@ KILLED_RUN = textwrap.dedent(
 
 
 def test_a_killed_vae_run_resumes_to_the_weights_of_an_uninterrupted_one(curated, tmp_path):
-    from longvie.training.vae import train_vae
+    from longvie.training.base.vae import train_vae
 
     killed = copy_project(curated, tmp_path / "killed")
     done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(killed), "5"],
@@ -110,7 +110,7 @@ def test_a_killed_vae_run_resumes_to_the_weights_of_an_uninterrupted_one(curated
 def test_a_finished_run_continues_when_given_more_steps(curated, tmp_path):
     from diffusers import AutoencoderKLWan
 
-    from longvie.training.vae import train_vae
+    from longvie.training.base.vae import train_vae
 
     root = copy_project(curated, tmp_path / "more")
     first = train_vae(compose(["profile=smoke", f"paths.root={root}"]), progress=False,
@@ -141,7 +141,7 @@ def test_base_pretraining_writes_a_model_folder_later_stages_load_like_pretraine
                                                                                  tmp_path):
     from longvie.model.backbone import build_transformer
     from longvie.model.text import CaptionTextEncoder
-    from longvie.training.base import train_base
+    from longvie.training.base.run import train_base
 
     root = copy_project(curated, tmp_path / "base")
     config = compose(["profile=smoke", f"paths.root={root}"])
@@ -273,8 +273,8 @@ def test_a_stage_refuses_to_build_on_a_parent_whose_own_parent_was_retrained(smo
     import json
 
     from longvie.errors import LongvieError
-    from longvie.training.stage_run import source_stamp, stale_ancestor, start_source
-    from longvie.training.stages import STAGES
+    from longvie.training.stages.run import source_stamp, stale_ancestor, start_source
+    from longvie.training.stages.module import STAGES
 
     config = smoke_config("model.pretrained=")
     models = tmp_path / "models"

@@ -12,8 +12,8 @@ from torch.utils.data import default_collate
 from longvie.model.sampler import ClipInputs, sample_clip as sample_latents
 from longvie.plots import write_gif
 from longvie.training.clips import to_frames
-from longvie.training.stage_data import StageDataset, load_depth
-from longvie.training.stages import ControllerModule
+from longvie.training.stages.data import StageDataset, load_depth
+from longvie.training.stages.module import ControllerModule
 
 SAMPLING_STEPS = 20
 

@@ -110,14 +110,14 @@ def code_stamp() -> str:
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.md5()
     for folder in ("model", "training"):
-        for path in sorted((package / folder).glob("*.py")):
-            digest.update(path.name.encode())
+        for path in sorted((package / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(package)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
 def modules_stamp(*modules: str) -> str:
-    """md5 of the source files of the named modules (``longvie.training.vae``, ...)."""
+    """md5 of the source files of the named modules (``longvie.training.base.vae``, ...)."""
     import hashlib
     import importlib.util
 

@@ -19,7 +19,7 @@ from longvie.model.backbone import LatentCodec
 from longvie.model.sampler import ClipInputs, sample_clip
 from longvie.quality import metrics
 from longvie.training.clips import batch_to_frames, video_tensor
-from longvie.training.control_corpus import ControlledClip
+from longvie.training.pretrain.control_corpus import ControlledClip
 
 FIGURES = ("ssim", "psnr_db", "sharpness_ratio", "track_epe_px")
 

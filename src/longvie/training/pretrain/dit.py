@@ -21,18 +21,18 @@ from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.model.backbone import LatentCodec, build_transformer
 from longvie.model.text import CaptionTextEncoder, CaptionVocabulary
-from longvie.training.base import BaseModule, heldout_loss
-from longvie.training.corpus_clips import CorpusClips
+from longvie.training.base.run import BaseModule, heldout_loss
+from longvie.training.pretrain.corpus_clips import CorpusClips
 from longvie.training.latents import vae_fingerprint
-from longvie.training.pretrain_eval import generation_figures
+from longvie.training.pretrain.evaluation import generation_figures
 from longvie.training.sampling import Phase, phases_from, total_steps
 from longvie.training.schedule import optimizer_config
 from longvie.training.trainer import TrainingClock, fit_step, modules_stamp, recorded_train_seconds
 
 STEP_NAME = "pretrain_dit"
-CODE = ("longvie.training.pretrain_dit", "longvie.training.base", "longvie.training.flow",
+CODE = ("longvie.training.pretrain.dit", "longvie.training.base.run", "longvie.training.flow",
         "longvie.model.losses", "longvie.model.backbone", "longvie.model.text",
-        "longvie.training.schedule", "longvie.training.corpus_clips")
+        "longvie.training.schedule", "longvie.training.pretrain.corpus_clips")
 LATENT_CACHE = "latents.safetensors"
 
 

@@ -38,7 +38,7 @@ from longvie.training.flow import noisy_and_target, sample_sigmas
 from longvie.training.latents import LatentDataset, encode_clips
 from longvie.training.sampling import Phase, phase_at, phases_from
 from longvie.training.trainer import data_stamp, files_stamp, fit_step
-from longvie.training.vae import STEP_NAME as VAE_STEP, train_vae
+from longvie.training.base.vae import STEP_NAME as VAE_STEP, train_vae
 
 STEP_NAME = "base"
 

@@ -21,17 +21,17 @@ from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.config.schema import AdversarialConfig
 from longvie.model.discriminator import PatchDiscriminator
-from longvie.training.corpus_clips import CorpusClips
+from longvie.training.pretrain.corpus_clips import CorpusClips
 from longvie.training.draws import shard_start
 from longvie.training.latents import vae_fingerprint
-from longvie.training.pretrain_vae import reconstruction_figures
+from longvie.training.pretrain.vae import reconstruction_figures
 from longvie.training.sampling import Phase, phase_at, phases_from
 from longvie.training.trainer import TrainingClock, fit_step, modules_stamp, recorded_train_seconds
-from longvie.training.vae import crop_frames
+from longvie.training.base.vae import crop_frames
 
 STEP_NAME = "pretrain_vae_gan"
-CODE = ("longvie.training.pretrain_vae_gan", "longvie.model.discriminator",
-        "longvie.training.corpus_clips")
+CODE = ("longvie.training.pretrain.vae_gan", "longvie.model.discriminator",
+        "longvie.training.pretrain.corpus_clips")
 
 
 # The VAE's decoding modules: what this part trains (the encoder's stay frozen).

@@ -140,7 +140,7 @@ def corpus_video_clips(synth, corpus, folder: str, index: int, settings: Control
 def heldout_controlled_clips(config: LongvieConfig) -> list[ControlledClip]:
     """``pretrain.heldout_clips_per_video`` clips of each of the first ``heldout_videos``
     benchmark scenes (the clips :func:`corpus_clips.heldout_clips` picks), with their controls."""
-    from longvie.training.corpus_clips import heldout_starts
+    from longvie.training.pretrain.corpus_clips import heldout_starts
 
     synth, settings = config.synth, ControlSettings.from_config(config)
     starts = heldout_starts(config, video_frames(synth, "benchmark"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 
 from longvie.plots import save_figure, write_columns
-from longvie.training.heldout import measure
+from longvie.training.stages.heldout import measure
 
 
 class HeldoutCurve(L.Callback):

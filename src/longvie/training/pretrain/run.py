@@ -32,7 +32,7 @@ from longvie.plots import write_frame_strip, write_gif
 from longvie.step_lock import locked_step
 from longvie.tracking import tracking_client
 from longvie.training.clips import to_frames
-from longvie.training.corpus_clips import heldout_clips
+from longvie.training.pretrain.corpus_clips import heldout_clips
 from longvie.training.sampling import phases_from, total_steps
 
 CORPUS_DVC_FILE = "pretrain.dvc"
@@ -97,14 +97,14 @@ def pretrain_base(config: LongvieConfig, corpus: dict, report: dict, progress: b
                   log_mlflow: bool, tags: dict[str, str] | None) -> dict:
     """VAE (+ its adversarial decoder), DiT and caption encoder -> ``pretrain.output``."""
     from longvie.synth.corpus import corpus_folder
-    from longvie.training.pretrain_dit import pretrain_dit
-    from longvie.training.pretrain_vae import pretrain_vae
+    from longvie.training.pretrain.dit import pretrain_dit
+    from longvie.training.pretrain.vae import pretrain_vae
 
     heldout = heldout_clips(config)
     folder = corpus_folder(config.paths.pretrain)
     vae = pretrain_vae(config, folder, corpus["fingerprint"], heldout, progress, log_mlflow, tags)
     if total_steps(phases_from(config.pretrain.vae.adversarial.phases)) > 0:
-        from longvie.training.pretrain_vae_gan import pretrain_vae_gan
+        from longvie.training.pretrain.vae_gan import pretrain_vae_gan
 
         l1_vae = vae
         vae = pretrain_vae_gan(config, folder, corpus["fingerprint"], Path(l1_vae["model"]),
@@ -140,7 +140,7 @@ def pretrain_controlled(config: LongvieConfig, corpus: dict, report: dict, progr
                         log_mlflow: bool, tags: dict[str, str] | None) -> dict:
     """DiT + dual controller over the base at ``pretrain.output`` -> ``pretrain.control.output``,
     with its picture and what it records about itself."""
-    from longvie.training.pretrain_control import pretrain_control
+    from longvie.training.pretrain.control import pretrain_control
 
     decoder = None
     if total_steps(phases_from(config.pretrain.control.decoder.phases)) > 0:
@@ -178,7 +178,7 @@ def pretrain_control_decoder(config: LongvieConfig, corpus: dict, progress: bool
     """The base VAE's decoder fine-tuned further (``pretrain.control.decoder``), for the control
     weights' ``vae/``: a run of its own, resumable like the others."""
     from longvie.synth.corpus import corpus_folder
-    from longvie.training.pretrain_vae_gan import pretrain_vae_gan
+    from longvie.training.pretrain.vae_gan import pretrain_vae_gan
 
     return pretrain_vae_gan(config, corpus_folder(config.paths.pretrain), corpus["fingerprint"],
                             Path(config.pretrain.output) / "vae", heldout_clips(config), progress,
@@ -205,7 +205,7 @@ def write_pictures(config: LongvieConfig, heldout: list[dict], vae_dir: Path,
     import numpy as np
     from diffusers import AutoencoderKLWan
 
-    from longvie.training.pretrain_vae import reconstruct
+    from longvie.training.pretrain.vae import reconstruct
 
     per_video = max(1, config.pretrain.heldout_clips_per_video)
     picks = list(range(0, len(heldout), per_video))

@@ -24,12 +24,12 @@ from longvie.ranks import is_rank_zero
 from longvie.registry import log_and_register
 from longvie.tracking import flatten
 from longvie.training.clips import clip_records
-from longvie.training.heldout import degraded_conditions, measure
-from longvie.training.heldout_curve import HeldoutCurve, write_curve
+from longvie.training.stages.heldout import degraded_conditions, measure
+from longvie.training.stages.heldout_curve import HeldoutCurve, write_curve
 from longvie.training.samples import write_sample_gif
 from longvie.training.sampling import Phase
-from longvie.training.stage_data import StageDataset
-from longvie.training.stages import ControllerModule, STAGES, StageSpec
+from longvie.training.stages.data import StageDataset
+from longvie.training.stages.module import ControllerModule, STAGES, StageSpec
 from longvie.training.trainer import data_stamp, files_stamp, fit_step
 
 

@@ -69,7 +69,7 @@ def load_base(config: LongvieConfig, progress: bool = True, log_mlflow: bool = T
     from dataclasses import asdict
 
     from longvie.model.folder import load_generator
-    from longvie.training.base import heldout_loss
+    from longvie.training.base.run import heldout_loss
     from longvie.training.clips import clip_records
     from longvie.training.latents import LatentDataset, encode_clips
 

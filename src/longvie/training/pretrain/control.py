@@ -36,13 +36,13 @@ from longvie.model.folder import Generator, META, load_generator, save_controlle
 from longvie.model.pretrained import check_pretrained
 from longvie.synth.corpus import corpus_folder
 from longvie.training.clips import video_tensor
-from longvie.training.control_corpus import (
+from longvie.training.pretrain.control_corpus import (
     ControlSettings,
     ControlledClip,
     corpus_video_clips,
     heldout_controlled_clips,
 )
-from longvie.training.control_eval import generation_figures
+from longvie.training.pretrain.control_eval import generation_figures
 from longvie.training.latents import encoder_fingerprint
 from longvie.training.sampling import Phase
 
@@ -55,7 +55,7 @@ MODEL_KEYS = ("condition_encoding", "sparse_control", "dtype", "transformer", "v
 CACHE_FORMAT = 1
 DECODER_STORAGE_DTYPE = torch.float16
 # The code a training step runs (the data enters by the latent cache's stamp).
-CODE = ("longvie.training.stages", "longvie.training.flow", "longvie.training.draws",
+CODE = ("longvie.training.stages.module", "longvie.training.flow", "longvie.training.draws",
         "longvie.model.controller", "longvie.model.losses", "longvie.model.backbone")
 
 
@@ -141,7 +141,7 @@ def heldout_latents(codec, clips: list[ControlledClip]) -> ControlLatents:
 
 def build_module(config: LongvieConfig, base_dir: str):
     """The training module over the base at ``base_dir`` with a fresh controller."""
-    from longvie.training.stages import PRETRAIN_CONTROL, ControllerModule
+    from longvie.training.stages.module import PRETRAIN_CONTROL, ControllerModule
 
     settings = config.pretrain.control
     parts = load_generator(base_dir, config.model, with_controller=True)
@@ -160,7 +160,7 @@ def pretrain_control(config: LongvieConfig, corpus_stamp: str, progress: bool = 
     (with the picture's clips under ``"_samples"``)."""
     import lightning as L
 
-    from longvie.training.heldout import measure
+    from longvie.training.stages.heldout import measure
     from longvie.training.trainer import (
         TrainingClock,
         fit_step,
@@ -245,7 +245,7 @@ def base_stamp(base_dir: str) -> dict:
 def decoder_tensor(name: str) -> bool:
     """Whether ``name`` is a decoding weight (stored in half precision; the encoder's stay full,
     byte for byte the base's, so every latent and latent cache stays valid)."""
-    from longvie.training.pretrain_vae_gan import DECODER_PREFIXES
+    from longvie.training.pretrain.vae_gan import DECODER_PREFIXES
 
     return name.startswith(DECODER_PREFIXES)
 

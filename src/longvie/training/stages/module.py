@@ -42,7 +42,7 @@ from longvie.model.losses import boundary_weights, stage3_loss, weighted_flow_ma
 from longvie.training.clips import first_frame_controls
 from longvie.training.draws import StepDraws, shard_start, step_draws
 from longvie.training.flow import noisy_and_target, sample_sigmas
-from longvie.training.stage_data import StageInputs
+from longvie.training.stages.data import StageInputs
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import default_collate
 
-from longvie.training.stage_data import StageDataset
+from longvie.training.stages.data import StageDataset
 from longvie.training.draws import step_draws
-from longvie.training.stages import ControllerModule, FlowBatch, flow_matching_terms
+from longvie.training.stages.module import ControllerModule, FlowBatch, flow_matching_terms
 
 SEED = 1234
 DRAWS = 4  # noise draws per clip: the loss of one draw varies a lot with its noise level

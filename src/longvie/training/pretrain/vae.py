@@ -20,16 +20,16 @@ from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
 from longvie.model.backbone import LatentCodec, build_vae
 from longvie.training.clips import to_frames
-from longvie.training.corpus_clips import CorpusClips
+from longvie.training.pretrain.corpus_clips import CorpusClips
 from longvie.training.sampling import Phase, phases_from, total_steps
 from longvie.training.schedule import optimizer_config
 from longvie.training.trainer import TrainingClock, fit_step, modules_stamp, recorded_train_seconds
-from longvie.training.vae import STATISTICS_CLIPS, VaeModule, set_latent_statistics
+from longvie.training.base.vae import STATISTICS_CLIPS, VaeModule, set_latent_statistics
 
 STEP_NAME = "pretrain_vae"
 # The files this part runs: a run is continued only by the same code.
-CODE = ("longvie.training.pretrain_vae", "longvie.training.vae",
-        "longvie.training.corpus_clips", "longvie.training.schedule")
+CODE = ("longvie.training.pretrain.vae", "longvie.training.base.vae",
+        "longvie.training.pretrain.corpus_clips", "longvie.training.schedule")
 
 
 class PretrainVaeModule(VaeModule):
