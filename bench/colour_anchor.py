@@ -68,7 +68,7 @@ def main(args: list[str]) -> int:
         print(f"colour_anchor: no model at {folder}: run `make run` first", file=sys.stderr)
         return 2
     config = compose(overrides)
-    parts = load_model(config, folder)
+    parts = load_model(config.model, folder)
     videos = [stored_video(config, source) for source in benchmark_sources(config)]
     references = {v.source_id: v.reference(0, v.num_frames) for v in videos}
     seeds = sampler_seeds(config)

@@ -47,7 +47,7 @@ def main(args: list[str]) -> int:
     per_seed: dict[str, dict[int, dict]] = {}
     rows: dict[str, dict] = {}
     for folder in folders:
-        parts = load_model(config, folder)
+        parts = load_model(config.model, folder)
         for kind, history, unified in KINDS:
             name = f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder} {kind}"
             started = time.perf_counter()

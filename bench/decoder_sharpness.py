@@ -94,7 +94,7 @@ def main() -> None:
     latents = heldout_latents(LatentCodec(parts.vae), clips)
     sampled = {guidance: torch.cat([sample_latents(parts, clips, latents, config, seed,
                                                    guidance) for seed in SEEDS])
-               for guidance in guidances(config)}
+               for guidance in guidances(config.generation)}
     repeated = clips * len(SEEDS)
     decoders = {"shipped": (None, parts.vae)}
     trained = {}

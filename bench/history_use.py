@@ -54,7 +54,7 @@ def main(args: list[str]) -> int:
         print(f"history_use: no trained model at {folder}: run `make run` first", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    parts = load_model(config, folder)
+    parts = load_model(config.model, folder)
     codec, transformer = LatentCodec(parts.vae), parts.transformer.eval()
     generation, clip_frames = config.generation, config.video.clip_frames
     history_count = generation.history_frames // 4

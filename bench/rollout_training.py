@@ -41,7 +41,7 @@ def rollouts(config, folder: Path, videos: int = 0) -> dict:
 
     clips = pd.read_parquet(Path(config.paths.curated) / "clips.parquet")
     sources = sorted(clips[clips.split == "train"].source_id.unique())[: videos or None]
-    parts = load_model(config, folder)
+    parts = load_model(config.model, folder)
     settings = _sampler(config, Contender("candidate", None, None))
     bank = {}
     for source in sources:

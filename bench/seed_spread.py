@@ -44,7 +44,7 @@ def main(args: list[str]) -> int:
     if not folder.is_dir():
         print(f"seed_spread: no trained model at {folder}: run `make run` first", file=sys.stderr)
         return 2
-    parts = load_model(config, folder)
+    parts = load_model(config.model, folder)
     videos = [stored_video(config, source) for source in benchmark_sources(config)]
     references = {v.source_id: v.reference(0, min(config.benchmark.frames or v.num_frames,
                                                   v.num_frames)) for v in videos}

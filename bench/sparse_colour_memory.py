@@ -184,7 +184,7 @@ def main(args: list[str]) -> int:
     variants, args = take_option(args, "variants", "now,oracle,chain,canvas")
     out, overrides = take_option(args, "out", "bench/results/sparse_colour_memory.json")
     config = compose(overrides)
-    parts = load_model(config, (ROOT / model).resolve())
+    parts = load_model(config.model, (ROOT / model).resolve())
     videos = [stored_video(config, source) for source in benchmark_sources(config)]
     seeds = sampler_seeds(config)
     results = {}

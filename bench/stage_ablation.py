@@ -106,7 +106,7 @@ def main(overrides: list[str]) -> int:
     frames = {v.source_id: min(config.benchmark.frames or v.num_frames, v.num_frames)
               for v in videos}
     references = {v.source_id: v.reference(0, frames[v.source_id]) for v in videos}
-    parts = {n: load_model(config, folder) for n, folder in folders.items()}
+    parts = {n: load_model(config.model, folder) for n, folder in folders.items()}
     degraded = {v.source_id: DegradedStart(v, degraded_frame(parts[1].vae, v.first_frame(),
                                                              DEGRADATION_SEED + i))
                 for i, v in enumerate(videos)}

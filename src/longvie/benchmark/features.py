@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from longvie.config import LongvieConfig
+from longvie.config.schema import BenchmarkConfig
 from longvie.errors import LongvieError
 
 DIMENSIONS = {
@@ -63,12 +63,12 @@ def image_features(source: str, key: str, frames: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def feature_metrics(config: LongvieConfig, frames: np.ndarray,
+def feature_metrics(benchmark: BenchmarkConfig, frames: np.ndarray,
                     skipped: dict[str, str]) -> dict[str, float]:
     """The configured consistency dimensions of ``frames``; the others go to ``skipped``."""
     values = {}
     for dimension, (key, family) in DIMENSIONS.items():
-        source = getattr(config.benchmark, key)
+        source = getattr(benchmark, key)
         if not source:
             skipped[dimension] = f"benchmark.{key} is empty: no {family} weights configured"
             continue

@@ -29,6 +29,7 @@ import numpy as np
 from longvie.atomic import write_atomically, write_json_atomically
 from longvie.benchmark.features import feature_metrics
 from longvie.config import LongvieConfig
+from longvie.config.schema import DepthModelConfig, ModelConfig
 from longvie.controls.depth_models import load_depth_estimator
 from longvie.errors import LongvieError
 from longvie.generation.plan import plan_clips
@@ -150,11 +151,11 @@ def _frames_of(video, config: LongvieConfig) -> int:
     return frames
 
 
-def _depth_model(config: LongvieConfig, skipped: dict[str, str]):
+def _depth_model(depth: DepthModelConfig, skipped: dict[str, str]):
     """The configured depth model's ``predict``; None (and a skip reason) if it cannot load."""
 
     try:
-        return load_depth_estimator(config.controls.depth).predict
+        return load_depth_estimator(depth).predict
     except LongvieError as error:
         skipped["depth_fidelity"] = str(error)
         return None
@@ -177,7 +178,7 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     from longvie.benchmark.scoring import average_metrics
 
     skipped = dict(UNWIRED)
-    disparity = _depth_model(config, skipped)
+    disparity = _depth_model(config.controls.depth, skipped)
     videos = [stored_video(config, source) for source in sources]
     # Each reference is decoded once, and candidate and naive share one loaded model.
     references = {v.source_id: v.reference(0, _frames_of(v, config)) for v in videos}
@@ -188,7 +189,7 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
     per_seed: dict[str, dict[str, dict]] = {}
     for entry in entries:
         if entry.folder is not None and entry.folder not in loaded:
-            loaded[entry.folder] = load_model(config, entry.folder)
+            loaded[entry.folder] = load_model(config.model, entry.folder)
         parts = loaded.get(entry.folder)
         runs = seeds if parts is not None else seeds[:1]  # the static video has no noise
         per_video[entry.name], per_seed[entry.name] = _score_contender(
@@ -247,7 +248,7 @@ def _score_contender(config: LongvieConfig, entry: Contender, parts, videos: lis
         reference = references[video.source_id]
         generated = regenerate(config, entry, parts, video, len(reference), runs, progress)
         scores = score(config, video, generated[0], reference, disparity)
-        scores["metrics"].update(feature_metrics(config, generated[0], skipped))
+        scores["metrics"].update(feature_metrics(config.benchmark, generated[0], skipped))
         repeats = [score(config, video, other, reference, None, quality_only=True)
                    for other in generated[1:]]
         for seed, seeded in zip(runs, [scores, *repeats], strict=True):
@@ -280,10 +281,10 @@ def artifacts_intact(report: dict) -> bool:
     return True
 
 
-def load_model(config: LongvieConfig, folder: Path):
+def load_model(model: ModelConfig, folder: Path):
     from longvie.model.folder import load_generator
 
-    return load_generator(str(folder), config.model, with_controller=False)
+    return load_generator(str(folder), model, with_controller=False)
 
 
 def regenerate(config: LongvieConfig, entry: Contender, parts, video, frames: int,

@@ -24,6 +24,7 @@ import numpy as np
 
 from longvie.atomic import replace_directory
 from longvie.config import LongvieConfig
+from longvie.config.schema import ControlsConfig
 from longvie.controls.accuracy import DepthStats, TrackingStats
 from longvie.controls.depth_models import load_depth_estimator
 from longvie.controls.klt import track_klt
@@ -59,10 +60,10 @@ class SourcePlan:
     clips: list[dict] = field(default_factory=list)
 
 
-def source_kind(source_path: str, config: LongvieConfig) -> str:
+def source_kind(source_path: str, controls: ControlsConfig) -> str:
     """The configured source of a raw file's controls, by its first folder under paths.raw."""
     folder = Path(source_path).parts[0] if len(Path(source_path).parts) > 1 else ""
-    return config.controls.source_by_dir.get(folder, config.controls.default_source)
+    return controls.source_by_dir.get(folder, controls.default_source)
 
 
 def plan_sources(clips: list[dict], config: LongvieConfig) -> list[SourcePlan]:
@@ -71,7 +72,7 @@ def plan_sources(clips: list[dict], config: LongvieConfig) -> list[SourcePlan]:
     for row in sorted(clips, key=lambda r: (r["source_id"], r["segment_index"], r["clip_index"])):
         plan = plans.get(row["source_id"])
         if plan is None:
-            kind = source_kind(row["source_path"], config)
+            kind = source_kind(row["source_path"], config.controls)
             plan = SourcePlan(
                 source_id=row["source_id"],
                 source_path=row["source_path"],
@@ -255,7 +256,7 @@ def _extract_into(
 
     # Pass 2: the global bounds of the whole video (and of the prediction, when evaluating).
     count = len(plan.clips)
-    percentiles = _percentile_settings(config)
+    percentiles = _percentile_settings(config.controls)
     bounds = global_bounds(lambda: scratch.chunks(count, "disparity"), **percentiles)
     predicted_bounds = (
         global_bounds(lambda: scratch.chunks(count, "predicted"), **percentiles)
@@ -369,8 +370,7 @@ def _normalised_pass(plan: SourcePlan, config: LongvieConfig, queries: np.ndarra
     return clips_meta, preview
 
 
-def _percentile_settings(config: LongvieConfig) -> dict:
-    controls = config.controls
+def _percentile_settings(controls: ControlsConfig) -> dict:
     return {
         "depth_percentiles": (controls.depth_low_percentile, controls.depth_high_percentile),
         "colour_percentiles": (controls.colour_low_percentile, controls.colour_high_percentile),

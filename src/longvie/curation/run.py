@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from longvie.atomic import replace_directory, write_atomically, write_json_atomically
-from longvie.config.schema import LongvieConfig
+from longvie.config.schema import CurationConfig, LongvieConfig
 from longvie.curation.process import SegmentResult, SourceResult, curate_source, delete_clips
 from longvie.curation.sources import SourceFile, discover
 from longvie.errors import LongvieError
@@ -42,7 +42,7 @@ def curate(config: LongvieConfig, progress: bool = True) -> dict:
     """Curate ``paths.raw`` into ``paths.curated``; returns the report also written as JSON."""
     started = time.perf_counter()
     raw, curated = Path(config.paths.raw), Path(config.paths.curated)
-    videos, unsupported = _find_sources(raw, config)
+    videos, unsupported = _find_sources(raw, config.curation)
     staging = curated.with_name(curated.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -80,18 +80,18 @@ def curate(config: LongvieConfig, progress: bool = True) -> dict:
     return report
 
 
-def _find_sources(raw: Path, config: LongvieConfig) -> tuple[list[SourceFile], list[dict]]:
+def _find_sources(raw: Path, curation: CurationConfig) -> tuple[list[SourceFile], list[dict]]:
     if not raw.is_dir():
         raise CurationError(
             f"raw folder {raw} does not exist: render the default data with `longvie synth`, "
             "fetch it with `dvc pull`, or point paths.raw at your videos"
         )
-    videos, unsupported = discover(raw, config.curation)
+    videos, unsupported = discover(raw, curation)
     if not videos:
         what = f"only {len(unsupported)} non-video files" if unsupported else "no files"
         raise CurationError(
             f"raw folder {raw} holds {what}: expected videos with extensions "
-            f"{', '.join(config.curation.video_extensions)}"
+            f"{', '.join(curation.video_extensions)}"
         )
     return videos, unsupported
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from longvie.config import LongvieConfig
+from longvie.config.schema import GenerationConfig, VideoConfig
 from longvie.pyfunc.fields import INTEGER_FIELDS, MEDIA, TEXT_FIELDS
 from longvie.pyfunc.spec import serving_spec
 
@@ -25,7 +26,7 @@ ENTRY = Path(__file__).resolve().parents[1] / "serving" / "entry.py"
 WEIGHTS = "weights"
 
 
-def signature(config: LongvieConfig):
+def signature(generation: GenerationConfig):
     """Inputs (one request per row), params (the sampler, defaulting to ``generation``'s) and
     outputs of the served model."""
     from mlflow.models.signature import ModelSignature
@@ -36,7 +37,6 @@ def signature(config: LongvieConfig):
         + [ColSpec("string", f"{name}_path", required=False) for name in MEDIA]
         + [ColSpec("string", name, required=False) for name in TEXT_FIELDS]
         + [ColSpec("long", name, required=False) for name in INTEGER_FIELDS])
-    generation = config.generation
     params = ParamSchema([
         ParamSpec("seed", "long", generation.seed),
         ParamSpec("steps", "long", generation.steps),
@@ -51,13 +51,12 @@ def signature(config: LongvieConfig):
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
-def example_request(config: LongvieConfig) -> dict[str, str | int]:
+def example_request(video: VideoConfig) -> dict[str, str | int]:
     """One clip at the profile's size: a grey first frame, a depth ramp, an empty point map."""
     from PIL import Image
 
     from longvie.video.io import VideoWriter
 
-    video = config.video
     height, width, frames = video.height, video.width, video.clip_frames
     png = io.BytesIO()
     Image.fromarray(np.full((height, width, 3), 128, np.uint8)).save(png, format="PNG")
@@ -102,8 +101,8 @@ def save_pyfunc_model(config: LongvieConfig, weights_dir: Path, out_dir: Path) -
             model_config=serving_spec(config),
             code_paths=[str(source)],
             pip_requirements=requirements(),
-            signature=signature(config),
-            input_example=pd.DataFrame([example_request(config)]),
+            signature=signature(config.generation),
+            input_example=pd.DataFrame([example_request(config.video)]),
         )
     return out_dir
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from longvie.config import LongvieConfig
+from longvie.config.schema import GenerationConfig
 from longvie.controls.splat import splat_first_frame
 from longvie.model.backbone import LatentCodec
 from longvie.model.sampler import ClipInputs, sample_clip
@@ -53,9 +54,9 @@ def benchmark_sampler(config: LongvieConfig) -> dict:
             "solver": generation.solver, "guidance": generation.guidance}
 
 
-def guidances(config: LongvieConfig) -> list[float]:
+def guidances(generation: GenerationConfig) -> list[float]:
     """Guidance 1 (no overshoot) and the benchmark's own."""
-    return sorted({1.0, float(config.generation.guidance)})
+    return sorted({1.0, float(generation.guidance)})
 
 
 def clip_scores(frames: np.ndarray, clip: ControlledClip) -> dict[str, float]:
@@ -127,7 +128,7 @@ def generation_figures(parts, clips: list[ControlledClip], latents, config: Long
     shown["depth"] = [np.repeat(np.round(c.depth * 255).astype(np.uint8)[..., None], 3, axis=3)
                       for c in clips]
     shown["sparse"] = [c.sparse for c in clips]
-    for guidance in guidances(config):
+    for guidance in guidances(config.generation):
         per_seed = []
         for seed in settings.sample_seeds:
             videos = generate_clips(parts, clips, latents, config, seed, guidance)
