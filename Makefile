@@ -48,12 +48,12 @@ $(STAMP): $(LOCK) pyproject.toml
 run: setup
 	$(BIN)/python -m orchestration.main_job
 
-# The Dagster UI and the MLflow UI on 127.0.0.1; Ctrl-C stops both (orchestration/ui.py).
+# The Dagster UI and the MLflow UI on 127.0.0.1; Ctrl-C stops both (src/longvie/ui.py).
 # Other ports: `make ui DAGSTER_PORT=3001 MLFLOW_PORT=5001`.
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT  ?= 5000
 ui: setup
-	DAGSTER_PORT=$(DAGSTER_PORT) MLFLOW_PORT=$(MLFLOW_PORT) $(BIN)/python -m orchestration.ui
+	DAGSTER_PORT=$(DAGSTER_PORT) MLFLOW_PORT=$(MLFLOW_PORT) $(BIN)/python -m longvie.ui
 
 # The champion as a REST endpoint: MLflow's scoring server on 127.0.0.1 (POST /invocations).
 # Another port or version: `make serve SERVE_PORT=5002 SERVE_MODEL=3`.

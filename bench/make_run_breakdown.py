@@ -35,7 +35,7 @@ def last_pass(instance) -> list:
 
 
 def main(args: list[str]) -> int:
-    from orchestration.home import dagster_home
+    from longvie.dagster_home import dagster_home
     from orchestration.step_times import breakdown, format_breakdown
 
     root_text, args = take_option(args, "root", str(ROOT))

@@ -19,7 +19,7 @@ OUT = ROOT / "docs" / "architecture_layers.png"
 
 def room_edges() -> tuple[list[set[str]], Counter]:
     sys.path.insert(0, str(ROOT))
-    from tests.test_import_direction import LAYERS, imported_modules, module_files, room_of
+    from tests.project.test_import_direction import LAYERS, imported_modules, module_files, room_of
 
     edges: Counter = Counter()
     rooms = set()

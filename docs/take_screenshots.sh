@@ -8,7 +8,7 @@
 #
 # Usage: docs/take_screenshots.sh   (needs Debian's chromium: apt-get install -y chromium)
 # Uses the UIs on $DAGSTER_PORT / $MLFLOW_PORT (default 3000 / 5000) when both answer; otherwise
-# starts `python -m orchestration.ui` (what `make ui` runs) and stops it again at the end.
+# starts `python -m longvie.ui` (what `make ui` runs) and stops it again at the end.
 #
 # Why chromium is driven over its DevTools protocol instead of `chromium --headless
 # --screenshot=... URL`: both UIs keep view state in the browser's localStorage, and a bare
@@ -34,7 +34,7 @@ up() { answers "http://127.0.0.1:$DAGSTER_PORT/server_info" && answers "http://1
 if ! up; then
   log=$(mktemp --suffix=.longvie-ui.log)
   # setsid: the launcher gets its own process group, so our Ctrl-C reaches it only through trap.
-  setsid "$PY" -m orchestration.ui >"$log" 2>&1 </dev/null &
+  setsid "$PY" -m longvie.ui >"$log" 2>&1 </dev/null &
   ui_pid=$!
   trap 'kill -INT "$ui_pid" 2>/dev/null; wait "$ui_pid" || true' EXIT
   for _ in $(seq 180); do

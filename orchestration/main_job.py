@@ -28,7 +28,7 @@ from longvie.data_version import DataVersionError, record_stages
 from longvie.steps import synth_default_data
 from longvie.summaries import print_benchmark_summary, print_promotion
 from orchestration.definitions import defs
-from orchestration.home import dagster_home
+from longvie.dagster_home import dagster_home
 from orchestration.partitions import source_videos
 from orchestration.step_times import breakdown, format_breakdown
 
@@ -51,7 +51,7 @@ class GraphRun:
 
 
 def default_instance(root: Path) -> dg.DagsterInstance:
-    """The instance in the project's Dagster home (orchestration.home), the one `make ui` shows."""
+    """The instance in the project's Dagster home (longvie.dagster_home), the one `make ui` shows."""
     os.environ["DAGSTER_HOME"] = str(dagster_home(root))
     return dg.DagsterInstance.get()
 

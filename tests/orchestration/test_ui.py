@@ -1,7 +1,7 @@
 """`make ui` end to end: the launcher's Dagster UI lists every definition, MLflow answers, and
 Ctrl-C stops both.
 
-The launcher (``python -m orchestration.ui``) runs as a real subprocess on free loopback ports with
+The launcher (``python -m longvie.ui``) runs as a real subprocess on free loopback ports with
 a temp DAGSTER_HOME and a temp MLflow store, so nothing here touches the project's own state.
 The expected asset, check, job, schedule and sensor names come from ``defs`` itself, so the test
 keeps up as the graph grows; a few names the README relies on are asserted on top.
@@ -129,7 +129,7 @@ class Launcher:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "orchestration.ui",
+                    sys.executable, "-m", "longvie.ui",
                     "--dagster-home", str(root / "dagster_home"),
                     # A Hydra override reaches the config the launcher composes.
                     f"mlflow.artifact_root={root}/mlruns",
@@ -284,7 +284,7 @@ def test_a_taken_port_fails_early_and_names_it(tmp_path):
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
         done = subprocess.run(
             [
-                sys.executable, "-m", "orchestration.ui",
+                sys.executable, "-m", "longvie.ui",
                 "--dagster-port", str(port),
                 "--mlflow-port", str(free_port()),
                 "--dagster-home", str(tmp_path / "dagster_home"),

@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"errors", "atomic", "ranks"},
     {"config"},
     {"preflight", "tracking_store", "tracking", "step_lock", "plots", "data_version", "video",
-     "validation"},
+     "validation", "dagster_home"},
     {"synth", "curation", "controls"},
     {"quality", "pyfunc"},
     {"model"},
@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"benchmark"},
     {"promotion"},
     {"serving"},
-    {"catalog", "steps", "summaries", "__init__"},
+    {"catalog", "steps", "summaries", "ui", "__init__"},
     {"cli", "orchestration"},  # entry points: neither imports the other
 ]
 ENTRY_POINTS = len(LAYERS) - 1

@@ -27,7 +27,7 @@ HEAVY = {"torch", "torchvision", "torchmetrics", "lightning", "diffusers", "tran
          "great_expectations", "mlflow", "dagster", "dagster_mlflow", "pandas", "pyarrow", "cv2",
          "av", "scipy", "matplotlib", "trimesh", "embreex", "dvc", "sqlalchemy", "scenedetect",
          "safetensors", "PIL", "imageio", "tqdm", "skimage", "sklearn", "huggingface_hub"}
-START_UP = ["longvie.cli", "longvie.steps", "longvie.catalog", "longvie.config",
+START_UP = ["longvie.cli", "longvie.steps", "longvie.catalog", "longvie.config", "longvie.ui",
             "orchestration.definitions"]
 # What each start-up path may load: the Dagster definitions are Dagster's own.
 ALLOWED = {"orchestration.definitions": {"dagster"}}

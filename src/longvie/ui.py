@@ -1,6 +1,6 @@
 """`make ui`: the Dagster UI and the MLflow UI side by side on loopback, stopped together.
 
-Run as ``python -m orchestration.ui [--dagster-port N] [--mlflow-port N] [hydra overrides]``.
+Run as ``python -m longvie.ui [--dagster-port N] [--mlflow-port N] [hydra overrides]``.
 
 Why a launcher rather than two shell lines (``dagster dev & mlflow ui``):
 
@@ -41,7 +41,7 @@ from longvie.config import compose
 from longvie.errors import LongvieError
 from longvie.tracking import tracking_uri
 from longvie.tracking_store import prepare_tracking_store
-from orchestration.home import dagster_home
+from longvie.dagster_home import dagster_home
 
 HOST = "127.0.0.1"
 DEFAULT_DAGSTER_PORT = 3000
@@ -99,7 +99,7 @@ def parse_port(value: str, what: str) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.ui",
+        prog="python -m longvie.ui",
         description="Start the Dagster UI and the MLflow UI on 127.0.0.1; Ctrl-C stops both.",
     )
     parser.add_argument(
