@@ -13,13 +13,19 @@ control four ways, everything else as the benchmark does it:
   generated frame's;
 - ``canvas``: frame 0 warped clip by clip along the tracks (each pixel moved by the mean
   displacement of up to 4 visible track ends within 6 px at its depth), the generated frame
-  where the warp does not reach.
+  where the warp does not reach;
+- ``homography``: frame 0 warped once to each clip's start by the chained homographies of the
+  clips' tracks (RANSAC over the visible ones: the camera's motion if the scene were a plane),
+  kept where frame 0's depth, warped the same way, agrees with the clip's within 0.05; the
+  generated frame elsewhere. One warp of frame 0 per clip, so no resampling accumulates. This is
+  ``generation.frame_memory`` (:class:`longvie.generation.frame_memory.FrameMemory`), on for
+  ``tiny``; the script turns it off so that every variant starts from the generated frame.
 
 Printed per variant: the gate's figures per seed, per-clip SSIM (mean over videos and seeds),
 and for ``chain``/``canvas`` the share of the frame the memory still covers at each clip.
 
     .venv/bin/python bench/sparse_colour_memory.py [--model=models/stage3/model]
-        [--variants=now,oracle,chain,canvas] [--out=JSON] [hydra overrides, e.g. benchmark.seeds=2]
+        [--variants=now,oracle,chain,canvas,homography] [--out=JSON] [hydra overrides, e.g. benchmark.seeds=2]
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ class Colouring:
         first = reference[0].astype(np.float64)
         self.canvas = [(first, np.ones(first.shape[:2], bool)) for _ in range(chains)]
         self.colours = None
+        self.memory = None
 
     def frames(self, frames: np.ndarray, depth: np.ndarray, tracks) -> np.ndarray:
         query = tracks[0]
@@ -114,6 +121,8 @@ class Colouring:
             frames = self._chain(frames, depth, tracks, query)
         elif self.variant == "canvas":
             frames = self._canvas(frames, depth, tracks)
+        elif self.variant == "homography":
+            frames = self._homography(frames, depth)
         self.previous, self.previous_depth = tracks, depth[-1]
         self.clip += 1
         return frames
@@ -137,6 +146,16 @@ class Colouring:
         if shares:
             self.coverage.append(float(np.mean(shares)))
         return np.stack(coloured)
+
+    def _homography(self, frames, depth):
+        from longvie.generation.frame_memory import FrameMemory
+
+        if self.memory is None:
+            self.memory = FrameMemory(self.reference[0], depth[0])
+        elif self.previous is not None:
+            self.memory.advance(self.previous)
+        self.coverage.append(float(self.memory.coverage(depth[0]).mean()))
+        return self.memory.fill(frames, depth[0])
 
     def _canvas(self, frames, depth, tracks):
         if self.previous is not None:
@@ -181,9 +200,9 @@ def main(args: list[str]) -> int:
     from longvie.generation.sources import stored_video
 
     model, args = take_option(args, "model", "models/stage3/model")
-    variants, args = take_option(args, "variants", "now,oracle,chain,canvas")
+    variants, args = take_option(args, "variants", "now,oracle,chain,canvas,homography")
     out, overrides = take_option(args, "out", "bench/results/sparse_colour_memory.json")
-    config = compose(overrides)
+    config = compose([*overrides, "generation.frame_memory=false"])
     parts = load_model(config.model, (ROOT / model).resolve())
     videos = [stored_video(config, source) for source in benchmark_sources(config)]
     seeds = sampler_seeds(config)

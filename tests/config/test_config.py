@@ -43,6 +43,8 @@ def test_production_profile_has_the_paper_clip_geometry():
         ("profile=huge", "profile/huge"),
         ("generation.solver=heun", "generation.solver"),
         ("model.sparse_control=splat", "model.sparse_control"),
+        # tiny remembers frame 0 in its sparse control, which only frame colours can hold
+        ("model.sparse_control=point_map", "generation.frame_memory"),
         ("pretrain.parts=[vae]", "pretrain.parts"),
         ("pretrain.control.control_dropout=1.0", "pretrain.control.control_dropout"),
     ],

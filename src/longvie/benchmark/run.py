@@ -32,6 +32,7 @@ from longvie.config import LongvieConfig
 from longvie.config.schema import DepthModelConfig, ModelConfig
 from longvie.controls.depth_models import load_depth_estimator
 from longvie.errors import LongvieError
+from longvie.generation.frame_memory import FrameMemory
 from longvie.generation.plan import plan_clips
 from longvie.generation.sources import stored_video
 from longvie.plots import plot_series, write_frame_strip
@@ -297,7 +298,8 @@ def regenerate(config: LongvieConfig, entry: Contender, parts, video, frames: in
     if entry.baseline == "static":
         return [np.repeat(first[None], frames, axis=0)]
     if entry.baseline == "controls_only":
-        return [controls_only_video(video, frames, config.video.clip_frames)]
+        return [controls_only_video(video, frames, config.video.clip_frames,
+                                    config.generation.frame_memory)]
     spans = plan_clips(frames, config.video.clip_frames)
     written: list[list[np.ndarray]] = [[] for _ in seeds]
     captions = [video.caption_at(span.start) for span in spans]
@@ -308,20 +310,26 @@ def regenerate(config: LongvieConfig, entry: Contender, parts, video, frames: in
     return [np.stack(frames_of_chain) for frames_of_chain in written]
 
 
-def controls_only_video(video, frames: int, clip_frames: int) -> np.ndarray:
+def controls_only_video(video, frames: int, clip_frames: int,
+                        frame_memory: bool = False) -> np.ndarray:
     """The controls-only baseline over a long video, clip by clip as the candidate goes: each
     clip carries its own first frame (the previous clip's last) along the clip's stored tracks
     (:func:`longvie.controls.splat.splat_first_frame`); past the stored clips the last frame
-    holds."""
+    holds. ``frame_memory``: the first frame of each clip takes warped frame 0 where the
+    candidate's sparse control does (:class:`longvie.generation.frame_memory.FrameMemory`)."""
     from longvie.controls.splat import splat_first_frame
     from longvie.generation.long_video import padded_span
 
-    written, start = [], video.first_frame()
+    written, start, memory = [], video.first_frame(), None
     for span in plan_clips(frames, clip_frames):
         if span.index < len(video.clips):
-            query, tracks, visible = video.tracks(span.index)
+            tracks = video.tracks(span.index)
             depth, _ = padded_span(video, span)
-            clip = splat_first_frame(start, query, tracks, visible, depth[: len(tracks)])
+            if frame_memory:
+                memory = memory or FrameMemory(video.first_frame(), depth[0])
+                start = memory.fill(start[None], depth[0])[0]
+                memory.advance(tracks)
+            clip = splat_first_frame(start, *tracks, depth[: len(tracks[1])])
         else:
             clip = np.repeat(start[None], clip_frames, axis=0)
         written.extend(clip[span.keep_from : span.keep_to])

@@ -186,6 +186,9 @@ def validate(config: LongvieConfig) -> list[str]:
     need(serving.timeout_s >= 1, f"serving.timeout_s={serving.timeout_s} must be >= 1")
     need(config.generation.solver in ("euler", "unipc"),
          f"generation.solver={config.generation.solver!r} must be 'euler' or 'unipc'")
+    need(not config.generation.frame_memory or config.model.sparse_control == "first_frame",
+         "generation.frame_memory=true colours a sparse control made of frame colours: it needs "
+         f"model.sparse_control=first_frame, not {config.model.sparse_control!r}")
     from longvie.config.promotion_rules import config_problems
 
     problems.extend(config_problems(config.promotion))

@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from longvie.generation.frame_memory import FrameMemory
 from longvie.generation.plan import ClipSpan, plan_clips
 from longvie.model.backbone import LatentCodec
 from longvie.model.sampler import ClipInputs, sample_clip
@@ -60,6 +61,9 @@ class GenerationSettings:
     # Match each next clip's conditioning frame to the first frame's per-channel colour mean and
     # spread (:func:`anchor_colours`): the decode-encode at every clip boundary drifts colours.
     colour_anchor: bool = False
+    # Colour the sparse control from frame 0 warped by the camera's motion where it is trusted
+    # (:class:`longvie.generation.frame_memory.FrameMemory`); ``first_frame`` colouring only.
+    frame_memory: bool = False
 
     @classmethod
     def from_config(cls, generation, **overrides) -> GenerationSettings:
@@ -67,7 +71,8 @@ class GenerationSettings:
         values = {"steps": generation.steps, "shift": generation.shift,
                   "guidance": generation.guidance, "history_frames": generation.history_frames,
                   "seed": generation.seed, "solver": generation.solver,
-                  "colour_anchor": generation.colour_anchor}
+                  "colour_anchor": generation.colour_anchor,
+                  "frame_memory": generation.frame_memory}
         return cls(**{**values, **overrides})
 
 
@@ -178,6 +183,7 @@ def generate_long_videos(
     frame_pixels = np.repeat(first_frame[None], chains, axis=0)  # each chain's condition
     shared_noise = None
     history = previous_end = None  # history tokens; the last latent for the noise blend
+    memory = None
     seconds = []
     bar = tqdm(spans, desc="generate", unit="clip", disable=not progress)
     for span in bar:
@@ -186,8 +192,12 @@ def generate_long_videos(
         dense, sparse = control_latents(codec, depth, points)
         sparse = sparse.expand(chains, -1, -1, -1, -1)
         if settings.sparse_control == "first_frame":
-            sparse = first_frame_controls(codec, frame_pixels, depth,
-                                          padded_tracks(controls, span, points))
+            tracks = padded_tracks(controls, span, points)
+            colours = frame_pixels
+            if settings.frame_memory:
+                memory = memory or FrameMemory(first_frame, depth[0])
+                colours = memory.fill(frame_pixels, depth[0])
+            sparse = first_frame_controls(codec, colours, depth, tracks)
         condition = codec.condition(frame, clip_frames, condition_encoding)
         if shared_noise is None or not settings.unified_noise:
             offset = 0 if settings.unified_noise else span.index
@@ -216,6 +226,8 @@ def generate_long_videos(
         count = settings.history_frames // 4
         history = latents[:, :, -count:] if settings.history and count else None
         previous_end = latents[:, :, -1]
+        if memory is not None:
+            memory.advance(tracks)
         seconds.append((time.perf_counter() - started) / chains)
     bar.close()
     return {"clips": len(spans), "frames": total_frames, "chains": chains,

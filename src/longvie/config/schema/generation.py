@@ -36,6 +36,10 @@ class GenerationConfig:
     # Each next clip's conditioning frame takes the first frame's per-channel colour mean and
     # spread (generation.long_video.anchor_colours).
     colour_anchor: bool = False
+    # With ``model.sparse_control=first_frame``: colour each clip's sparse control from frame 0
+    # warped by the camera's motion (a homography chained over the clips' tracks) wherever its
+    # depth agrees, the conditioning frame elsewhere (generation.frame_memory.FrameMemory).
+    frame_memory: bool = False
     # "euler" (FlowMatchEulerDiscreteScheduler's schedule) or "unipc" (UniPCMultistepScheduler
     # with flow sigmas, as the Wan pipeline samples: far fewer steps for the same error).
     solver: str = "unipc"
