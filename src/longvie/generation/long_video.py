@@ -123,6 +123,22 @@ def padded_tracks(controls: ControlVideo, span: ClipSpan, points: np.ndarray
     return query, xy, visible
 
 
+def clip_noise(shape: torch.Size, seeds: Sequence[int], offset: int) -> torch.Tensor:
+    """One start noise per chain (seed + ``offset``), stacked: (chains, *shape[1:])."""
+    return torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(seed + offset))
+                      for seed in seeds])
+
+
+def blended_noise(noise: torch.Tensor, previous_end: torch.Tensor | None) -> torch.Tensor:
+    """A copy of ``noise`` whose latent frame 0 leans towards the previous clip's last latent
+    (LongVie's unified noise: ``HISTORY_NOISE_BLEND`` of it); unchanged without one."""
+    start = noise.clone()
+    if previous_end is not None:
+        start[:, :, 0] = (HISTORY_NOISE_BLEND * previous_end
+                          + (1 - HISTORY_NOISE_BLEND) * noise[:, :, 0])
+    return start
+
+
 @torch.no_grad()
 def generate_long_video(
     parts,
@@ -183,7 +199,8 @@ def generate_long_videos(
     frame_pixels = np.repeat(first_frame[None], chains, axis=0)  # each chain's condition
     shared_noise = None
     history = previous_end = None  # history tokens; the last latent for the noise blend
-    memory = None
+    memory = (FrameMemory(first_frame, padded_span(controls, spans[0])[0][0])
+              if settings.frame_memory and settings.sparse_control == "first_frame" else None)
     seconds = []
     bar = tqdm(spans, desc="generate", unit="clip", disable=not progress)
     for span in bar:
@@ -193,21 +210,13 @@ def generate_long_videos(
         sparse = sparse.expand(chains, -1, -1, -1, -1)
         if settings.sparse_control == "first_frame":
             tracks = padded_tracks(controls, span, points)
-            colours = frame_pixels
-            if settings.frame_memory:
-                memory = memory or FrameMemory(first_frame, depth[0])
-                colours = memory.fill(frame_pixels, depth[0])
+            colours = frame_pixels if memory is None else memory.fill(frame_pixels, depth[0])
             sparse = first_frame_controls(codec, colours, depth, tracks)
         condition = codec.condition(frame, clip_frames, condition_encoding)
         if shared_noise is None or not settings.unified_noise:
             offset = 0 if settings.unified_noise else span.index
-            shared_noise = torch.cat([
-                torch.randn(dense.shape, generator=torch.Generator().manual_seed(seed + offset))
-                for seed in seeds])
-        start_noise = shared_noise.clone()
-        if settings.unified_noise and previous_end is not None:
-            start_noise[:, :, 0] = (HISTORY_NOISE_BLEND * previous_end
-                                    + (1 - HISTORY_NOISE_BLEND) * shared_noise[:, :, 0])
+            shared_noise = clip_noise(dense.shape, seeds, offset)
+        start_noise = blended_noise(shared_noise, previous_end if settings.unified_noise else None)
         text = parts.text_encoder.encode([captions[span.index]]).expand(chains, -1, -1)
         inputs = ClipInputs(condition, text, null_text, dense.expand(chains, -1, -1, -1, -1),
                             sparse, history)
