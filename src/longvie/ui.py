@@ -48,9 +48,9 @@ DEFAULT_DAGSTER_PORT = 3000
 DEFAULT_MLFLOW_PORT = 5000
 # Polite stop (SIGTERM to the process group) first; SIGKILL when a group outlives this.
 STOP_TIMEOUT_S = 15.0
-# The code location: the checkout that holds this package (``orchestration`` is imported from
-# here, it is not an installed package).
-CODE_ROOT = Path(__file__).resolve().parents[1]
+# The code location: the checkout's root, two levels above this file (``orchestration`` is
+# imported from there: it is not an installed package).
+CODE_ROOT = Path(__file__).resolve().parents[2]
 # Defaults for the servers' environment; the user's own values win. Telemetry off as everywhere
 # in the project; MLflow's server job runner (GenAI evaluation and prompt jobs, unused here)
 # starts seven worker processes, so it is off unless asked for.
