@@ -43,16 +43,17 @@ FIGURES = ("ssim", "psnr_db", "seam_discontinuity", "ssim_drift_slope", "sharpne
 
 
 def bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """``image`` (H, W[, C]) sampled at ``xy`` (N, 2), clamped to the frame."""
+    """``image`` (H, W[, C]) sampled at ``xy`` (N, 2) (scipy's order-1 interpolation), clamped to
+    the frame."""
+    from scipy.ndimage import map_coordinates
+
     height, width = image.shape[:2]
-    x, y = np.clip(xy[:, 0], 0, width - 1), np.clip(xy[:, 1], 0, height - 1)
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    rows = np.clip(xy[:, 1], 0, height - 1)
+    columns = np.clip(xy[:, 0], 0, width - 1)
     flat = image.reshape(height, width, -1).astype(np.float64)
-    top = flat[y0, x0] * (1 - fx) + flat[y0, x1] * fx
-    bottom = flat[y1, x0] * (1 - fx) + flat[y1, x1] * fx
-    return (top * (1 - fy) + bottom * fy).reshape(len(xy), *image.shape[2:])
+    sampled = np.stack([map_coordinates(flat[..., c], [rows, columns], order=1)
+                        for c in range(flat.shape[2])], axis=1)
+    return sampled.reshape(len(xy), *image.shape[2:])
 
 
 def chained_colours(previous_colours, previous_tracks, depth, query, frame,

@@ -199,7 +199,7 @@ def generate_long_videos(
     frame_pixels = np.repeat(first_frame[None], chains, axis=0)  # each chain's condition
     shared_noise = None
     history = previous_end = None  # history tokens; the last latent for the noise blend
-    memory = (FrameMemory(first_frame, padded_span(controls, spans[0])[0][0])
+    memory = (FrameMemory(first_frame, controls.span(0, 1)[0][0])
               if settings.frame_memory and settings.sparse_control == "first_frame" else None)
     seconds = []
     bar = tqdm(spans, desc="generate", unit="clip", disable=not progress)
