@@ -54,7 +54,7 @@ def round_trip_drift(vae, frame: np.ndarray) -> list[dict]:
 def main(args: list[str]) -> int:
     from longvie.benchmark.run import (
         Contender,
-        _sampler,
+        contender_sampler,
         benchmark_sources,
         load_model,
         sampler_seeds,
@@ -81,7 +81,7 @@ def main(args: list[str]) -> int:
             started = time.perf_counter()
             anchored = compose([*overrides, f"generation.colour_anchor={anchor}"])
             entry = Contender(name, None, folder, history=history, unified_noise=unified)
-            assert _sampler(anchored, entry).colour_anchor is anchor
+            assert contender_sampler(anchored, entry).colour_anchor is anchor
             means = score_contender(anchored, entry, parts, videos, references, seeds)
             result["rows"][row] = {
                 **seed_mean(means, FIGURES),

@@ -35,14 +35,14 @@ def rollouts(config, folder: Path, videos: int = 0) -> dict:
     through the training video the clip belongs to (clips that open a video have none)."""
     import pandas as pd
 
-    from longvie.benchmark.run import Contender, _sampler, load_model
+    from longvie.benchmark.run import Contender, contender_sampler, load_model
     from longvie.generation.long_video import generate_long_videos
     from longvie.generation.sources import stored_video
 
     clips = pd.read_parquet(Path(config.paths.curated) / "clips.parquet")
     sources = sorted(clips[clips.split == "train"].source_id.unique())[: videos or None]
     parts = load_model(config.model, folder)
-    settings = _sampler(config, Contender("candidate", None, None))
+    settings = contender_sampler(config, Contender("candidate", None, None))
     bank = {}
     for source in sources:
         video = stored_video(config, source)

@@ -4,7 +4,9 @@ Contenders, all from the same first frame, captions and controls of each benchma
 
 * ``candidate``: the model under test (by default the newest stage-3 version in the registry);
 * ``naive``: the candidate's weights generating clip by clip without history or unified noise
-  (each clip sees only its conditioning frame, with fresh noise);
+  (each clip sees only its conditioning frame, with fresh noise); where the profile samples
+  without unified noise (``generation.unified_noise=false``, ``tiny``), the two differ by the
+  history alone;
 * ``static``: the first frame repeated;
 * ``controls_only``: the first frame's colours carried along the stored tracks, clip by clip from
   its own last frame (:func:`controls_only_video`): what the controls give with no model;
@@ -61,6 +63,7 @@ class Contender:
     version: int | None  # registered version (None: a folder or a baseline without a model)
     folder: Path | None  # None: a baseline without a model (``baseline`` says which)
     history: bool = True
+    # The configured sampler's unified noise (``generation.unified_noise``); False turns it off.
     unified_noise: bool = True
     baseline: str | None = None  # "static" or "controls_only"
 
@@ -131,12 +134,14 @@ def _stamp(config: LongvieConfig, entries: list[Contender], sources: list[str],
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _sampler(config: LongvieConfig, entry: Contender):
+def contender_sampler(config: LongvieConfig, entry: Contender):
+    """The sampler ``entry`` generates with: the profile's, less what its switches turn off."""
     from longvie.generation.long_video import GenerationSettings
 
     return GenerationSettings.from_config(
         config.generation, steps=config.benchmark.steps or config.generation.steps,
-        history=entry.history, unified_noise=entry.unified_noise,
+        history=entry.history,
+        unified_noise=entry.unified_noise and config.generation.unified_noise,
         sparse_control=config.model.sparse_control)
 
 
@@ -213,7 +218,7 @@ def run_benchmark(config: LongvieConfig, progress: bool = True, log_mlflow: bool
         "per_video": {name: {source: v["metrics"] for source, v in by_video.items()}
                       for name, by_video in per_video.items()},
         "videos": {source: len(reference) for source, reference in references.items()},
-        "sampler": dataclasses.asdict(_sampler(config, entries[0])),
+        "sampler": dataclasses.asdict(contender_sampler(config, entries[0])),
         # The frame-quality figures per sampler seed (means over videos), and their spread.
         "seeds": seeds,
         "per_seed": per_seed,
@@ -304,7 +309,7 @@ def regenerate(config: LongvieConfig, entry: Contender, parts, video, frames: in
     written: list[list[np.ndarray]] = [[] for _ in seeds]
     captions = [video.caption_at(span.start) for span in spans]
     generate_long_videos(parts, first, video, captions, frames, config.video.clip_frames,
-                         _sampler(config, entry), seeds,
+                         contender_sampler(config, entry), seeds,
                          lambda chain, frame: written[chain].append(frame),
                          config.model.condition_encoding, progress=progress)
     return [np.stack(frames_of_chain) for frames_of_chain in written]

@@ -2,9 +2,10 @@
 
 Per clip: the controls of its frames (already globally normalised over the whole video) are
 encoded; the condition is the last generated frame, decoded and encoded again as an image; the
-history is the last ``history_frames`` generated frames (the previous clip's last latents); the
-start noise is one sample drawn once and reused for every clip, whose latent frame 0 is blended
-towards the end of the history (0.074 z_H[-1] + 0.926 noise). Only the current clip's tensors are
+history is the last ``history_frames`` generated frames (the previous clip's last latents); with
+``unified_noise`` (LongVie's) the start noise is one sample drawn once and reused for every clip,
+whose latent frame 0 is blended towards the end of the history (0.074 z_H[-1] + 0.926 noise),
+without it each clip draws its own. Only the current clip's tensors are
 alive at any time, so memory does not grow with the video's length.
 
 The naive baseline of the benchmark is the same loop with ``history=False, unified_noise=False``:
@@ -72,7 +73,8 @@ class GenerationSettings:
                   "guidance": generation.guidance, "history_frames": generation.history_frames,
                   "seed": generation.seed, "solver": generation.solver,
                   "colour_anchor": generation.colour_anchor,
-                  "frame_memory": generation.frame_memory}
+                  "frame_memory": generation.frame_memory,
+                  "unified_noise": generation.unified_noise}
         return cls(**{**values, **overrides})
 
 

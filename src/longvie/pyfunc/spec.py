@@ -22,7 +22,10 @@ def serving_spec(config) -> dict[str, Any]:
                   "height": video.height},
         "sampler": {"seed": generation.seed, "steps": generation.steps,
                     "shift": generation.shift, "guidance": generation.guidance,
-                    "solver": generation.solver, "history_frames": generation.history_frames},
+                    "solver": generation.solver, "history_frames": generation.history_frames,
+                    "colour_anchor": generation.colour_anchor,
+                    "frame_memory": generation.frame_memory,
+                    "unified_noise": generation.unified_noise},
         "max_frames": config.serving.max_frames,
     }
 

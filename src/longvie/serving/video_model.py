@@ -75,7 +75,11 @@ class LongvieVideoModel(mlflow.pyfunc.PythonModel):
                                   guidance=float(values["guidance"]),
                                   history_frames=int(values["history_frames"]),
                                   seed=int(values["seed"]), solver=values["solver"],
-                                  sparse_control=model_config_of(self.spec).sparse_control)
+                                  sparse_control=model_config_of(self.spec).sparse_control,
+                                  # Models logged before these were kept sample without them.
+                                  colour_anchor=bool(values.get("colour_anchor", False)),
+                                  frame_memory=bool(values.get("frame_memory", False)),
+                                  unified_noise=bool(values.get("unified_noise", True)))
 
     def _generate(self, row: dict[str, Any], sampler) -> dict[str, Any]:
         import base64

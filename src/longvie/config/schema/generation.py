@@ -40,6 +40,9 @@ class GenerationConfig:
     # warped by the camera's motion (a homography chained over the clips' tracks) wherever its
     # depth agrees, the conditioning frame elsewhere (generation.frame_memory.FrameMemory).
     frame_memory: bool = False
+    # LongVie's unified noise: one start noise for every clip (latent frame 0 leaning towards the
+    # previous clip's end) instead of a fresh draw per clip.
+    unified_noise: bool = True
     # "euler" (FlowMatchEulerDiscreteScheduler's schedule) or "unipc" (UniPCMultistepScheduler
     # with flow sigmas, as the Wan pipeline samples: far fewer steps for the same error).
     solver: str = "unipc"
