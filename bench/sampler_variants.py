@@ -4,13 +4,15 @@ what to the benchmark's figures.
 
     .venv/bin/python bench/sampler_variants.py [--model=models/stage3/model] \
         [--variants="candidate;naive=history=false,unified_noise=false;..."] \
-        [--out=bench/results/sampler_variants.json] [hydra overrides, e.g. benchmark.seeds=3]
+        [--split=benchmark] [--out=bench/results/sampler_variants.json] \
+        [hydra overrides, e.g. benchmark.seeds=3]
 
 A variant is ``name[=key=value,key=value...]``: the key ``history`` switches the history tokens
 (on by default, as the candidate generates); any other key is a Hydra override of the
 ``generation`` section (``unified_noise=true``, ``frame_memory=false``). Every variant
-regenerates the benchmark videos with each sampler seed in this one run; printed are its figures
-and its gain over the first variant, paired by seed.
+regenerates the benchmark videos (or the curated videos of another ``--split``: ``val`` checks a
+choice away from the videos the gate judges) with each sampler seed in this one run; printed are
+its figures and its gain over the first variant, paired by seed.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def main(args: list[str]) -> int:
 
     model_text, args = take_option(args, "model", "models/stage3/model")
     variants_text, args = take_option(args, "variants", DEFAULT_VARIANTS)
+    split, args = take_option(args, "split", "benchmark")
     out_text, overrides = take_option(args, "out", "bench/results/sampler_variants.json")
     folder = (ROOT / model_text).resolve()
     if not folder.is_dir():
@@ -60,7 +63,7 @@ def main(args: list[str]) -> int:
         return 2
     variants = [parse_variant(text) for text in variants_text.split(";") if text.strip()]
     base = compose(overrides)
-    videos = [stored_video(base, source) for source in benchmark_sources(base)]
+    videos = [stored_video(base, source) for source in benchmark_sources(base, split)]
     references = {v.source_id: v.reference(0, v.num_frames) for v in videos}
     seeds = sampler_seeds(base)
     parts = load_model(base.model, folder)
@@ -84,7 +87,7 @@ def main(args: list[str]) -> int:
             for f, g in figures.items()))
     out = ROOT / out_text
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": model_text, "seeds": seeds, "overrides": overrides,
+    out.write_text(json.dumps({"model": model_text, "split": split, "seeds": seeds, "overrides": overrides,
                                "rows": rows, "gains": gains,
                                "per_seed": {n: {str(s): v for s, v in r.items()}
                                             for n, r in per_seed.items()}}, indent=2) + "\n")

@@ -68,17 +68,18 @@ class Contender:
     baseline: str | None = None  # "static" or "controls_only"
 
 
-def benchmark_sources(config: LongvieConfig) -> list[str]:
-    """Source ids of the curated ``benchmark`` split, in order, limited by ``benchmark.videos``."""
+def benchmark_sources(config: LongvieConfig, split: str = "benchmark") -> list[str]:
+    """Source ids of the curated ``benchmark`` split (or another ``split``: a bench script's
+    check away from the benchmark's videos), in order, limited by ``benchmark.videos``."""
     import pandas as pd
 
     table = Path(config.paths.curated) / "clips.parquet"
     if not table.is_file():
         raise LongvieError(f"{table} does not exist: run `longvie curate` first")
     clips = pd.read_parquet(table, columns=["source_id", "split"])
-    sources = sorted(clips.loc[clips["split"] == "benchmark", "source_id"].unique())
+    sources = sorted(clips.loc[clips["split"] == split, "source_id"].unique())
     if not sources:
-        raise LongvieError(f"{table} has no clip in the benchmark split: nothing to benchmark")
+        raise LongvieError(f"{table} has no clip in the {split} split: nothing to benchmark")
     return sources[: config.benchmark.videos or None]
 
 
