@@ -6,8 +6,10 @@ benchmark first frame shift green and blue up by 0.2-0.3 of the [-1, 1] range), 
 29 clips drifts towards cyan. ``generation.colour_anchor`` moves each conditioning frame's
 per-channel mean and spread to the first frame's. This script measures, in one run, the round
 trip's drift alone and the benchmark figures of the stage-3 model's long videos with and without
-the anchor, as the candidate generates (history, unified noise) and as the naive baseline does,
-over the benchmark videos and sampler seeds.
+the anchor, as the candidate generates (history tokens, the profile's start noise) and as the
+naive baseline does, over the benchmark videos and sampler seeds. (The table in
+docs/training_stages.md was measured with unified noise, before ``tiny`` turned it off: add
+``generation.unified_noise=true`` to repeat it.)
 
     .venv/bin/python bench/colour_anchor.py [--model=models/stage3/model] [overrides ...]
 

@@ -1,5 +1,5 @@
 """Model folders side by side on the benchmark's long videos, each as the candidate generates
-(history, unified noise) and as the naive baseline does (neither): the quick check of a training
+(history tokens, the profile's start noise) and as the naive baseline does (neither, fresh noise): the quick check of a training
 change before it goes through ``make run``.
 
     .venv/bin/python bench/compare_models.py --models=models/stage3/model,OTHER/model \

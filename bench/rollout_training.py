@@ -5,8 +5,8 @@ a few clips has lost object shapes and colours far beyond what T(I) (VAE round t
 regeneration, a colour drift) draws. This script makes the degradation the real one:
 
 1. the starting model generates every training video clip by clip as the benchmark does
-   (history, unified noise, seed 0); each clip's conditioning frame and history latents are kept
-   (``generate_long_videos``'s ``on_clip``);
+   (history, the profile's start noise, seed 0); each clip's conditioning frame and history
+   latents are kept (``generate_long_videos``'s ``on_clip``);
 2. the stage-3 step trains on, with probability ``--rollout_p`` per sample, that rollout's frame
    as the condition (and the sparse control splatted from it) and its latents as the history,
    the target being the real clip as always.

@@ -1,8 +1,8 @@
 """How much of the candidate-vs-naive comparison is the sampler's seed?
 
 The benchmark regenerates each held-out video once, from ``generation.seed``. The gate then
-compares the candidate (history + unified noise) with the naive baseline (same weights, no
-history, fresh noise per clip) on means over the videos. This script repeats both contenders
+compares the candidate (history tokens; unified noise where the profile samples with it) with
+the naive baseline (same weights, no history, fresh noise per clip) on means over the videos. This script repeats both contenders
 with several seeds on the same videos and the same weights, and prints, per seed, each
 contender's SSIM, seam discontinuity and SSIM drift slope and the candidate-minus-naive gap:
 when the gap changes sign from seed to seed, a single-seed comparison of that metric decides

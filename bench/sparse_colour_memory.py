@@ -2,7 +2,8 @@
 
 On ``tiny`` the sparse control is the conditioning frame carried along the clip's tracks, so
 after the first clip its colours come from the model's own last frame. This script regenerates
-the benchmark videos with the candidate (history, unified noise) and colours each clip's sparse
+the benchmark videos with the candidate (history, the profile's start noise; the recorded run
+predates ``generation.unified_noise`` and used unified noise) and colours each clip's sparse
 control four ways, everything else as the benchmark does it:
 
 - ``now``: the last generated frame (what generation does);

@@ -6,7 +6,8 @@ rollout) still looks right, stage 3 so that clips join without seams and the vid
 drift. This script regenerates the benchmark videos, the benchmark's sampler seeds each, with the
 stage 1, 2 and 3 models of this project, all in this one run:
 
-- ``stage1`` / ``stage2`` (no history, unified noise) from the true first frame, and again from
+- ``stage1`` / ``stage2`` (no history; the profile's start noise, unified in the recorded
+  2026-12-06 run) from the true first frame, and again from
   a **degraded first frame** (three round trips through the models' VAE, then a colour drift: one
   fixed draw per video, the same for both stages; both stages decode with the same VAE);
 - ``stage2`` and ``stage3`` as the candidate runs (history on) for seams and drift.
