@@ -12,19 +12,16 @@ same kind and over its own naive row, paired by seed (standard errors need 2 see
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
-from long_video_rows import paired_gain, score_contender, seed_mean
+from long_video_rows import (HIGHER_IS_BETTER, QUALITY_FIGURES, paired_gain, print_gains,
+                             score_contender, seed_mean, write_results)
 from script_options import take_option
 
 ROOT = Path(__file__).resolve().parents[1]
-# The gate's quality figures (track EPE needs the full benchmark's tracking: `make run`).
-FIGURES = ("ssim", "psnr_db", "seam_discontinuity", "ssim_drift_slope", "sharpness_ratio")
-HIGHER_IS_BETTER = {"ssim": True, "psnr_db": True, "seam_discontinuity": False,
-                    "ssim_drift_slope": True, "sharpness_ratio": True}
+FIGURES = QUALITY_FIGURES
 KINDS = (("candidate", True, True), ("naive", False, False))
 
 
@@ -67,16 +64,8 @@ def main(args: list[str]) -> int:
             gains[f"{name} {label}"] = {
                 f: paired_gain(per_seed[name], per_seed[other], f, HIGHER_IS_BETTER[f])
                 for f in FIGURES}
-    for label, figures in gains.items():
-        print(f"{label}: " + "; ".join(
-            f"{f} {g['gain']:+.4g}" + ("" if g["se"] is None else f" ({g['gain_in_se']:.1f} SE)")
-            for f, g in figures.items()))
-    out = ROOT / out_text
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"seeds": seeds, "rows": rows, "gains": gains,
-                               "per_seed": {n: {str(s): v for s, v in r.items()}
-                                            for n, r in per_seed.items()}}, indent=2) + "\n")
-    print(f"-> {out}")
+    print_gains(gains)
+    write_results(ROOT / out_text, {"seeds": seeds, "rows": rows, "gains": gains}, per_seed)
     return 0
 
 

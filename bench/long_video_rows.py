@@ -6,9 +6,17 @@ A helper module for the ``bench/`` scripts, not a script itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+
+# The gate's frame-quality figures a bench script can compute (track EPE needs the full
+# benchmark's tracking: `make run`), and which way each is better.
+QUALITY_FIGURES = ("ssim", "psnr_db", "seam_discontinuity", "ssim_drift_slope", "sharpness_ratio")
+HIGHER_IS_BETTER = {"ssim": True, "psnr_db": True, "seam_discontinuity": False,
+                    "ssim_drift_slope": True, "sharpness_ratio": True}
 
 
 def score_contender(config, entry, parts, videos: Sequence, references: dict,
@@ -45,3 +53,20 @@ def paired_gain(better: dict[int, dict], worse: dict[int, dict], figure: str,
         return {"gain": mean, "se": None, "gain_in_se": None}
     se = float(diffs.std(ddof=1) / np.sqrt(len(diffs)))
     return {"gain": mean, "se": se, "gain_in_se": mean / se if se > 0 else float("inf")}
+
+
+def print_gains(gains: Mapping[str, Mapping[str, dict]]) -> None:
+    """One line per comparison: each figure's gain and how many standard errors it is."""
+    for label, figures in gains.items():
+        print(f"{label}: " + "; ".join(
+            f"{f} {g['gain']:+.4g}" + ("" if g["se"] is None else f" ({g['gain_in_se']:.1f} SE)")
+            for f, g in figures.items()))
+
+
+def write_results(out: Path, summary: dict, per_seed: Mapping[str, Mapping[int, dict]]) -> None:
+    """``summary`` and the per-seed figures (seeds as JSON keys) to ``out``, and say where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**summary, "per_seed": {n: {str(s): v for s, v in r.items()}
+                                                       for n, r in per_seed.items()}},
+                              indent=2) + "\n")
+    print(f"-> {out}")
